@@ -1,0 +1,23 @@
+//! Use cases. Each takes the ports it needs (store, counters, clients) through `Services`
+//! and returns domain results; HTTP types never appear here.
+
+pub mod citizen_auth;
+pub mod staff_auth;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::counters::Counters;
+use crate::domain::keyed::ServiceKey;
+use crate::integrations::wechat::WechatClient;
+use crate::store::Store;
+
+/// The wired parts of a running service, shared by every request.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub counters: Arc<dyn Counters>,
+    pub wechat: WechatClient,
+    pub key: ServiceKey,
+}

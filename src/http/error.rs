@@ -1,0 +1,284 @@
+//! The one error type of the HTTP API. Each variant knows its status, its stable `code` and
+//! the Chinese message the mini-program shows. Internal causes are logged with the request id
+//! and never sent to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::app::citizen_auth::CitizenLoginError;
+use crate::app::staff_auth::{AuthError, LoginError};
+use crate::counters::CounterError;
+use crate::integrations::wechat::WechatError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthenticated")]
+    Unauthenticated { message: &'static str },
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("invalid request: {field}")]
+    Invalid { field: String, message: String },
+    #[error("malformed json")]
+    MalformedJson,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account locked")]
+    AccountLocked { until: DateTime<Utc> },
+    #[error("rate limited")]
+    RateLimited {
+        retry_after_secs: u64,
+        message: &'static str,
+    },
+    #[error("wechat login failed")]
+    WechatLoginFailed { message: &'static str },
+    #[error("unavailable: {part}")]
+    Unavailable {
+        part: &'static str,
+        message: &'static str,
+    },
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Invalid { .. } => "invalid_request",
+            Self::MalformedJson => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::AccountLocked { .. } => "account_locked",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::WechatLoginFailed { .. } => "wechat_login_failed",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated { message } => (*message).into(),
+            Self::Forbidden => "您没有权限进行此操作".into(),
+            Self::NotFound => "请求的内容不存在".into(),
+            Self::MethodNotAllowed => "不支持该请求方法".into(),
+            Self::Invalid { message, .. } => message.clone(),
+            Self::MalformedJson => "请求内容不是有效的JSON格式".into(),
+            Self::UnsupportedMediaType => "请求内容类型须为 application/json".into(),
+            Self::PayloadTooLarge { limit } => format!("请求内容过大，不能超过{}KB", limit / 1024),
+            Self::InvalidCredentials => "用户名或密码错误".into(),
+            Self::AccountLocked { .. } => "登录失败次数过多，账号已临时锁定，请稍后再试".into(),
+            Self::RateLimited { message, .. } => (*message).into(),
+            Self::WechatLoginFailed { message } => (*message).into(),
+            Self::Unavailable { message, .. } => (*message).into(),
+            Self::Internal(_) => "服务器内部错误，请稍后再试".into(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::AccountLocked { until } => {
+                Some((*until - Utc::now()).num_seconds().max(1) as u64)
+            }
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Unavailable { .. } => Some(5),
+            _ => None,
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", ...details}}`.
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), self.code().into());
+        error.insert("message".into(), self.message().into());
+        match self {
+            Self::Invalid { field, .. } => {
+                error.insert("field".into(), field.clone().into());
+            }
+            Self::AccountLocked { until } => {
+                error.insert("locked_until".into(), until.to_rfc3339().into());
+            }
+            Self::Unavailable { part, .. } => {
+                error.insert("part".into(), (*part).into());
+            }
+            _ => {}
+        }
+        json!({ "error": error })
+    }
+
+    /// An error answer for a bare status the framework produced (unknown route and the like).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthenticated {
+                message: "请先登录",
+            },
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            413 => Self::PayloadTooLarge { limit: 64 * 1024 },
+            415 => Self::UnsupportedMediaType,
+            400 | 422 => Self::invalid("request", "请求参数不正确"),
+            429 => Self::RateLimited {
+                retry_after_secs: 1,
+                message: "请求过于频繁，请稍后再试",
+            },
+            503 => Self::Unavailable {
+                part: "service",
+                message: "服务暂时不可用，请稍后再试",
+            },
+            _ => Self::Internal(format!("status {status}")),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated { .. }
+            | Self::InvalidCredentials
+            | Self::WechatLoginFailed { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::AccountLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code()).json(self.body());
+        if let Some(secs) = self.retry_after()
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Database(ref cause) if is_unreachable(cause) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable {
+                    part: "database",
+                    message: "数据库暂时不可用，请稍后再试",
+                }
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+fn is_unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    )
+}
+
+impl From<CounterError> for ApiError {
+    fn from(e: CounterError) -> Self {
+        tracing::error!(error = %e, "counter store unavailable");
+        Self::Unavailable {
+            part: "counters",
+            message: "计数服务暂时不可用，请稍后再试",
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => Self::InvalidCredentials,
+            LoginError::Locked(until) => Self::AccountLocked { until },
+            LoginError::Store(s) => s.into(),
+            LoginError::Internal(s) => Self::Internal(s),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid => Self::Unauthenticated {
+                message: "登录状态无效，请重新登录",
+            },
+            AuthError::Expired => Self::Unauthenticated {
+                message: "登录已过期，请重新登录",
+            },
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<CitizenLoginError> for ApiError {
+    fn from(e: CitizenLoginError) -> Self {
+        match e {
+            CitizenLoginError::Store(s) => s.into(),
+            CitizenLoginError::Wechat(w) => match w {
+                WechatError::InvalidCode => Self::WechatLoginFailed {
+                    message: "微信登录凭证无效或已使用，请重新进入小程序",
+                },
+                WechatError::HighRisk => Self::WechatLoginFailed {
+                    message: "微信判定当前账号存在风险，暂时无法登录",
+                },
+                WechatError::Other(_) => Self::WechatLoginFailed {
+                    message: "微信登录失败，请稍后重试",
+                },
+                WechatError::RateLimited => Self::RateLimited {
+                    retry_after_secs: 60,
+                    message: "登录过于频繁，请一分钟后再试",
+                },
+                WechatError::Busy | WechatError::Timeout | WechatError::Transport(_) => {
+                    Self::Unavailable {
+                        part: "wechat",
+                        message: "微信服务繁忙，请稍后再试",
+                    }
+                }
+                WechatError::NotConfigured => Self::Unavailable {
+                    part: "wechat",
+                    message: "微信登录尚未配置，请联系管理员",
+                },
+            },
+        }
+    }
+}

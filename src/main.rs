@@ -1,0 +1,194 @@
+//! The `minyi` command line.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use minyi::app::staff_auth::{self, CreateUserError};
+use minyi::config::Settings;
+use minyi::domain::staff::Role;
+use minyi::startup::{self, Application};
+use minyi::{demo, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "minyi",
+    version,
+    about = "卫生健康服务群众评议与投票后端 (health-service voting and evaluation backend)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on (overrides MINYI_BIND).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Serve the embedded default with a sample campaign, a staff account and dev login on.
+    Demo {
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Staff account administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a staff account; the password is read from standard input (or a prompt).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// admin, organizer, unit_handler, expert or auditor.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("minyi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("minyi: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match run(cli.command, settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "minyi stopped with an error");
+                eprintln!("minyi: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { bind } => {
+            override_bind(&mut settings, bind)?;
+            telemetry::init(&settings);
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            telemetry::init(&settings);
+            startup::services(settings).await?;
+            println!("migrations applied");
+        }
+        Command::Demo { bind } => {
+            override_bind(&mut settings, bind)?;
+            settings.dev_login = true;
+            telemetry::init(&settings);
+            let app = Application::build(settings).await?;
+            let services = app.services().clone();
+            let campaign_id = demo::seed(services.store.as_ref()).await?;
+            let password = demo_password();
+            let account = match staff_auth::create_user(
+                services.store.as_ref(),
+                "demo-admin",
+                &password,
+                Role::Admin,
+            )
+            .await
+            {
+                Ok(_) => format!("demo-admin / {password}   (shown once; keep it)"),
+                Err(CreateUserError::Taken) => {
+                    "demo-admin (created on an earlier run; its password was shown then)".into()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let base = format!("http://{}:{}", services.settings.bind.ip(), app.port());
+            println!(
+                "\n民意 demo is running on {base}\n\
+                 \n  database     {}\n  campaign     {} (id {campaign_id})\n  staff login  {account}\n\
+                 \nTry:\n  curl {base}/api/v1/campaigns\n  curl '{base}/api/v1/campaigns/{campaign_id}/candidates?q=王'\n  \
+                 curl -X POST {base}/api/v1/auth/dev -H 'content-type: application/json' -d '{{\"openid\":\"demo-user\"}}'\n  \
+                 curl -X POST {base}/api/v1/admin/login -H 'content-type: application/json' -d '{{\"username\":\"demo-admin\",\"password\":\"...\"}}'\n  \
+                 open {base}/api/v1/openapi.json\n\nStop with Ctrl-C.\n",
+                redact_url(services.settings.database_url.expose()),
+                demo::DEMO_TITLE,
+            );
+            app.run_until_stopped().await?;
+        }
+        Command::Admin {
+            command: AdminCommand::CreateUser { username, role },
+        } => {
+            telemetry::init(&settings);
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role `{role}`: use admin, organizer, unit_handler, expert or auditor"
+                )
+            })?;
+            let password = read_password()?;
+            let services = startup::services(settings).await?;
+            let id = staff_auth::create_user(services.store.as_ref(), &username, &password, role)
+                .await?;
+            println!("created staff account {username} (id {id}, role {role})");
+        }
+    }
+    Ok(())
+}
+
+fn override_bind(settings: &mut Settings, bind: Option<String>) -> anyhow::Result<()> {
+    if let Some(b) = bind {
+        settings.bind = b
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--bind: `{b}` is not an address like 127.0.0.1:8080"))?;
+    }
+    Ok(())
+}
+
+/// The password for `create-user`: prompted twice on a terminal, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat: ")?;
+        anyhow::ensure!(first == second, "the two passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn demo_password() -> String {
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// A database URL without its password, for printing.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

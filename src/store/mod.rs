@@ -1,0 +1,265 @@
+//! The relational ledger: what the service needs from a database, named as one trait, with
+//! one implementation per backend chosen once at start from `DATABASE_URL`.
+//!
+//! PostgreSQL is the production record; SQLite is the embedded default. Both run the same
+//! test suite. SQL lives in `postgres.rs` and `sqlite.rs` only; each backend has its own
+//! migrations under `migrations/`.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::{DatabaseKind, Settings};
+use crate::domain::campaign::{Kind, PhaseWindow, Rules};
+use crate::domain::keyed::VoterId;
+use crate::domain::staff::Role;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the string names what was duplicated.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A staff account as the login check needs it.
+#[derive(Clone)]
+pub struct StaffAccount {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub failed_logins: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub disabled: bool,
+}
+
+/// Who a valid staff token belongs to.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    pub staff_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StaffSummary {
+    #[serde(serialize_with = "crate::http::id_as_string")]
+    #[schema(value_type = String)]
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub kind: Kind,
+    pub title: String,
+    pub description: String,
+    pub timezone: String,
+    pub phases: Vec<PhaseWindow>,
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: i64,
+    pub kind: Kind,
+    pub title: String,
+    pub description: String,
+    pub timezone: String,
+    pub phases: Vec<PhaseWindow>,
+    pub rules: Rules,
+    pub is_draft: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub name: String,
+    pub winners: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCandidate {
+    pub category_id: i64,
+    pub name: String,
+    pub unit: String,
+    pub department: String,
+    pub title: String,
+    pub photo_url: String,
+    pub story: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateStatus {
+    Nominated,
+    Approved,
+    Rejected,
+    Withdrawn,
+}
+
+impl CandidateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nominated => "nominated",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Nominated,
+            Self::Approved,
+            Self::Rejected,
+            Self::Withdrawn,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub category_id: i64,
+    pub number: i64,
+    pub name: String,
+    pub unit: String,
+    pub department: String,
+    pub title: String,
+    pub photo_url: String,
+    pub story: String,
+    pub status: CandidateStatus,
+}
+
+/// Which candidates a citizen's list asks for. `after_number` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateQuery {
+    pub category_id: Option<i64>,
+    /// Matches the name or unit (substring) or the number (exactly).
+    pub text: Option<String>,
+    pub after_number: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn kind(&self) -> DatabaseKind;
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The embedded default's own secret: made once and kept in the database, so that voter
+    /// ids stay stable across restarts without a secret in configuration.
+    async fn local_secret(&self) -> StoreResult<String>;
+
+    // Staff accounts and sessions.
+    async fn create_staff(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> StoreResult<i64>;
+    async fn find_staff(&self, username: &str) -> StoreResult<Option<StaffAccount>>;
+    async fn list_staff(&self) -> StoreResult<Vec<StaffSummary>>;
+    /// Adds one failed login atomically and returns the failures in a row now.
+    async fn add_login_failure(&self, staff_id: i64) -> StoreResult<u32>;
+    /// Locks the account until `until` and starts the count again.
+    async fn lock_staff(&self, staff_id: i64, until: DateTime<Utc>) -> StoreResult<()>;
+    async fn reset_login_failures(&self, staff_id: i64) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        digest: &str,
+        staff_id: i64,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The session for a token digest, if it exists and was not revoked (expiry is the
+    /// caller's to check).
+    async fn find_session(&self, digest: &str) -> StoreResult<Option<StaffSession>>;
+    async fn revoke_session(&self, digest: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // Citizens.
+    /// Records a login; returns when the voter was first seen.
+    async fn touch_voter(&self, voter: &VoterId, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>>;
+
+    // Campaigns (reads for citizens; writes used by the demo seed).
+    async fn create_campaign(&self, c: &NewCampaign) -> StoreResult<i64>;
+    async fn set_campaign_open(&self, campaign_id: i64) -> StoreResult<()>;
+    async fn add_category(&self, campaign_id: i64, name: &str, winners: u32) -> StoreResult<i64>;
+    async fn add_candidate(
+        &self,
+        campaign_id: i64,
+        c: &NewCandidate,
+        status: CandidateStatus,
+    ) -> StoreResult<Candidate>;
+    async fn list_campaigns(&self, include_drafts: bool) -> StoreResult<Vec<Campaign>>;
+    async fn get_campaign(&self, campaign_id: i64) -> StoreResult<Campaign>;
+    async fn list_categories(&self, campaign_id: i64) -> StoreResult<Vec<Category>>;
+    async fn list_candidates(
+        &self,
+        campaign_id: i64,
+        status: CandidateStatus,
+        q: &CandidateQuery,
+    ) -> StoreResult<Vec<Candidate>>;
+    async fn get_candidate(&self, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate>;
+}
+
+/// Opens the store the settings name and applies its migrations.
+pub async fn connect(settings: &Settings) -> StoreResult<Arc<dyn Store>> {
+    Ok(match settings.database_kind {
+        DatabaseKind::Postgres => Arc::new(
+            PgStore::connect(settings.database_url.expose(), settings.db_max_connections).await?,
+        ),
+        DatabaseKind::Sqlite => Arc::new(
+            SqliteStore::connect(settings.database_url.expose(), settings.db_max_connections)
+                .await?,
+        ),
+    })
+}
+
+/// Decodes the JSON columns shared by both backends.
+fn decode_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn decode_role(s: &str) -> StoreResult<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s}")))
+}
+
+fn decode_kind(s: &str) -> StoreResult<Kind> {
+    Kind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown campaign kind {s}")))
+}
+
+fn decode_status(s: &str) -> StoreResult<CandidateStatus> {
+    CandidateStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s}")))
+}
+
+/// The `LIKE` pattern for a substring search, with the wildcards in the text escaped.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}

@@ -1,0 +1,445 @@
+//! Test harness: starts the real application on a random port against a fresh database and a
+//! fresh Redis key prefix, so tests run in parallel. Every behaviour test runs on both
+//! deployments: PostgreSQL + Redis, and SQLite + memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use minyi::app::staff_auth;
+use minyi::config::Settings;
+use minyi::domain::staff::Role;
+use minyi::startup::Application;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Generates, for each named `async fn name(backend: Backend)`, a module `name` with one test
+/// per deployment.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_memory() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0001";
+
+/// The PostgreSQL server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh, empty database for one test; returns its URL.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite:{}", dir.path().join("test.db").display()),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let name = format!(
+                "minyi_t_{now}_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            );
+            let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+                .await
+                .expect("PostgreSQL answers");
+            drop_stale_databases(&mut conn, now).await;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let admin = pg_admin_url();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// Drops test databases left by runs more than two hours old (once per test process), so
+/// that a developer's server does not fill up with them.
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection, now: u64) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'minyi\\_t\\_%'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+        for name in names {
+            let created: u64 = name
+                .split('_')
+                .nth(2)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            if created + 7200 < now {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut *conn)
+                .await;
+            }
+        }
+    })
+    .await;
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub services: minyi::app::Services,
+    pub wechat: FakeWechat,
+    pub dir: tempfile::TempDir,
+    _server: JoinHandle<std::io::Result<()>>,
+}
+
+pub struct TestOptions<'a> {
+    pub overrides: &'a [(&'a str, &'a str)],
+    /// Point the database URL elsewhere (a cuttable proxy, say).
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_opts(
+            backend,
+            TestOptions {
+                overrides,
+                database_url: None,
+                redis_url: None,
+            },
+        )
+        .await
+    }
+
+    pub async fn spawn_opts(backend: Backend, opts: TestOptions<'_>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wechat = FakeWechat::start().await;
+        let database_url = match opts.database_url {
+            Some(u) => u,
+            None => fresh_database(backend, &dir).await,
+        };
+        let prefix = unique("t");
+        let mut pairs: Vec<(String, String)> = vec![
+            ("bind".into(), "127.0.0.1:0".into()),
+            ("database_url".into(), database_url),
+            ("secret".into(), TEST_SECRET.into()),
+            ("redis_prefix".into(), prefix),
+            ("wechat_appid".into(), FAKE_APPID.into()),
+            ("wechat_secret".into(), FAKE_APP_SECRET.into()),
+            ("wechat_api_base".into(), wechat.base_url()),
+            ("wechat_timeout_ms".into(), "800".into()),
+            ("workers".into(), "2".into()),
+            ("db_max_connections".into(), "8".into()),
+            ("log_level".into(), "warn".into()),
+        ];
+        if backend == Backend::Postgres {
+            pairs.push(("redis_url".into(), opts.redis_url.unwrap_or_else(redis_url)));
+        } else if let Some(r) = opts.redis_url {
+            pairs.push(("redis_url".into(), r));
+        }
+        for (k, v) in opts.overrides {
+            pairs.retain(|(key, _)| key != k);
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let settings = Settings::from_pairs(&borrowed).expect("test settings are valid");
+        let app = Application::build(settings)
+            .await
+            .expect("the application starts");
+        let port = app.port();
+        let services = app.services().clone();
+        let server = tokio::spawn(app.run_until_stopped());
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            services,
+            wechat,
+            dir,
+            _server: server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    /// Creates a staff account directly (as `minyi admin create-user` does) and logs it in.
+    pub async fn staff(&self, username: &str, role: Role) -> String {
+        let password = format!("{username}-password-123");
+        staff_auth::create_user(self.services.store.as_ref(), username, &password, role)
+            .await
+            .expect("create staff user");
+        let r = self
+            .post(
+                "/api/v1/admin/login",
+                &serde_json::json!({"username": username, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn dev_citizen(&self, openid: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/auth/dev",
+                &serde_json::json!({"openid": openid}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_string()
+    }
+}
+
+/// A response read whole: status, headers, and the body as JSON (or a string).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the contract's error shape, status and code; returns the message.
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.code(), code, "body: {}", self.text);
+        let message = self.body["error"]["message"]
+            .as_str()
+            .expect("a message")
+            .to_string();
+        assert!(
+            message
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "message in Chinese: {message}"
+        );
+        assert!(
+            self.headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "JSON error"
+        );
+        message
+    }
+}
+
+pub const FAKE_APPID: &str = "wx-test-appid";
+pub const FAKE_APP_SECRET: &str = "fake-app-secret-value";
+
+/// A local stand-in for WeChat's `jscode2session`, speaking its documented protocol: HTTP 200
+/// always, JSON with `openid`/`session_key` or `errcode`/`errmsg`, codes usable once.
+///
+/// Codes the fake understands: `ok:<openid>` (success), `invalid` (40029), `ratelimit`
+/// (45011), `risky` (40226), `busy` (-1), `slow:<openid>` (answers after 1.5 s), and
+/// `delay:<ms>:<openid>`.
+pub struct FakeWechat {
+    pub addr: SocketAddr,
+    pub calls: Arc<AtomicUsize>,
+    _task: JoinHandle<()>,
+}
+
+impl FakeWechat {
+    pub async fn start() -> Self {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let used: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls2 = calls.clone();
+        let server = HttpServer::new(move || {
+            let calls = calls2.clone();
+            let used = used.clone();
+            App::new().route(
+                "/sns/jscode2session",
+                web::get().to(move |q: web::Query<std::collections::HashMap<String, String>>| {
+                    let calls = calls.clone();
+                    let used = used.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let err = |code: i64, msg: &str| {
+                            HttpResponse::Ok()
+                                .content_type("text/plain")
+                                .body(serde_json::json!({"errcode": code, "errmsg": msg}).to_string())
+                        };
+                        if q.get("appid").map(String::as_str) != Some(FAKE_APPID)
+                            || q.get("secret").map(String::as_str) != Some(FAKE_APP_SECRET)
+                        {
+                            return err(40125, "invalid appsecret");
+                        }
+                        if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+                            return err(40002, "invalid grant_type");
+                        }
+                        let code = q.get("js_code").cloned().unwrap_or_default();
+                        if !used.lock().unwrap().insert(code.clone()) {
+                            return err(40163, "code been used");
+                        }
+                        let openid = if let Some(o) = code.strip_prefix("ok:") {
+                            o.to_string()
+                        } else if let Some(o) = code.strip_prefix("slow:") {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            o.to_string()
+                        } else if let Some(rest) = code.strip_prefix("delay:") {
+                            let (ms, o) = rest.split_once(':').unwrap();
+                            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+                            o.to_string()
+                        } else {
+                            return match code.as_str() {
+                                "ratelimit" => err(45011, "api minute-quota reach limit"),
+                                "risky" => err(40226, "high risk user"),
+                                "busy" => err(-1, "system error"),
+                                _ => err(40029, "invalid code"),
+                            };
+                        };
+                        HttpResponse::Ok().content_type("text/plain").body(
+                            serde_json::json!({"openid": openid, "session_key": format!("sk-{openid}")}).to_string(),
+                        )
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        Self {
+            addr,
+            calls,
+            _task: task,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A TCP forwarder that a test can cut, to make a real backing service unreachable mid-test.
+pub struct CuttableProxy {
+    pub port: u16,
+    task: JoinHandle<()>,
+    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = upstream.to_string();
+        let conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let conns2 = conns.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let handle = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(handle);
+            }
+        });
+        Self { port, task, conns }
+    }
+
+    /// Stops accepting and drops every open connection.
+    pub fn cut(&self) {
+        self.task.abort();
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests over HTTP against the real application, on both deployments.
+
+mod helpers;
+
+mod campaigns_read;
+mod citizen_auth;
+mod counters;
+mod errors;
+mod health;
+mod process;
+mod staff_auth;
