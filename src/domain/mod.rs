@@ -1,7 +1,9 @@
 //! Pure types and rules: no I/O, no framework types. Everything here can be tested with
 //! plain unit tests, and the rest of the service trusts a value once it has one of these types.
 
+pub mod audit;
 pub mod campaign;
+pub mod import;
 pub mod keyed;
 pub mod staff;
 pub mod token;
