@@ -4,7 +4,10 @@
 use chrono::{Duration, Utc};
 
 use crate::domain::campaign::{Kind, Phase, PhaseWindow, Rules, ShowCounts};
+use crate::domain::record::Actor;
 use crate::store::{CandidateStatus, NewCampaign, NewCandidate, Store, StoreResult};
+
+const SEED: Actor = Actor::System("demo seed");
 
 pub const DEMO_TITLE: &str = "2026年度十大最美医生评选";
 
@@ -42,7 +45,7 @@ pub async fn seed(store: &dyn Store) -> StoreResult<i64> {
     }
     let now = Utc::now();
     let campaign_id = store
-        .create_campaign(&NewCampaign {
+        .create_campaign(&SEED, &NewCampaign {
             kind: Kind::Selection,
             title: DEMO_TITLE.into(),
             description: "由示例市卫生健康委员会主办，面向全市医务人员开展“十大最美医生、十大最美护士、十大最美乡村医生”评选，\
@@ -57,7 +60,8 @@ pub async fn seed(store: &dyn Store) -> StoreResult<i64> {
             ],
             rules: Rules { show_counts: ShowCounts::Live, ..Rules::default() },
         })
-        .await?;
+        .await?
+        .id;
     let categories = [
         ("医生", 10u32, 14usize),
         ("护士", 10, 12),
@@ -65,7 +69,11 @@ pub async fn seed(store: &dyn Store) -> StoreResult<i64> {
     ];
     let mut n = 0usize;
     for (name, winners, count) in categories {
-        let category_id = store.add_category(campaign_id, name, winners).await?;
+        let category_id = store
+            .add_category(&SEED, campaign_id, name, winners)
+            .await?
+            .id;
+        let mut list = Vec::with_capacity(count);
         for _ in 0..count {
             let person = format!(
                 "{}{}",
@@ -96,12 +104,13 @@ pub async fn seed(store: &dyn Store) -> StoreResult<i64> {
                     "{person}同志扎根{unit}{department}，多年来以患者为中心，深受群众信赖。（虚构事迹）"
                 ),
             };
-            store
-                .add_candidate(campaign_id, &candidate, CandidateStatus::Approved)
-                .await?;
+            list.push(candidate);
             n += 1;
         }
+        store
+            .add_candidates(&SEED, campaign_id, &list, CandidateStatus::Approved, None)
+            .await?;
     }
-    store.set_campaign_open(campaign_id).await?;
+    store.open_campaign(&SEED, campaign_id).await?;
     Ok(campaign_id)
 }

@@ -2,7 +2,9 @@
 //! and returns domain results; HTTP types never appear here.
 
 pub mod citizen_auth;
+pub mod imports;
 pub mod staff_auth;
+pub mod verify;
 
 use std::sync::Arc;
 

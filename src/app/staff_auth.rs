@@ -169,7 +169,13 @@ pub async fn create_user(
     username: &str,
     password: &str,
     role: Role,
+    unit: Option<&str>,
 ) -> Result<i64, CreateUserError> {
+    if role == Role::UnitHandler && unit.is_none_or(|u| u.trim().is_empty()) {
+        return Err(CreateUserError::Invalid(
+            "unit_handler 账号必须指定所属单位（--unit）",
+        ));
+    }
     let username = Username::parse(username).map_err(CreateUserError::Invalid)?;
     staff::check_new_password(password).map_err(CreateUserError::Invalid)?;
     let password = password.to_string();
@@ -178,7 +184,7 @@ pub async fn create_user(
         .map_err(|e| CreateUserError::Hash(e.to_string()))?
         .map_err(CreateUserError::Hash)?;
     store
-        .create_staff(username.as_str(), &phc, role)
+        .create_staff(username.as_str(), &phc, role, unit.map(str::trim))
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => CreateUserError::Taken,

@@ -187,3 +187,251 @@ mod tests {
         assert!(serde_json::from_str::<Rules>(r#"{"votes":1}"#).is_err());
     }
 }
+
+/// A value at fault and why, for 422 answers: `field` is a path such as `phases[1].ends_at`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The organizer-set settings of a campaign, checked as a whole (a change of one field is
+/// checked against the others).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub title: String,
+    pub description: String,
+    pub timezone: String,
+    pub phases: Vec<PhaseWindow>,
+    pub rules: Rules,
+}
+
+pub const MAX_BALLOT_CANDIDATES: u32 = 100;
+pub const MAX_CHALLENGE_BITS: u8 = 24;
+
+pub fn validate(s: &Settings) -> Result<(), FieldError> {
+    let title_len = s.title.trim().chars().count();
+    if !(1..=100).contains(&title_len) {
+        return Err(field_error("title", "标题须为1至100个字"));
+    }
+    if s.description.chars().count() > 5000 {
+        return Err(field_error("description", "说明不能超过5000个字"));
+    }
+    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(field_error("timezone", "时区无效，例如 Asia/Shanghai"));
+    }
+    validate_phases(&s.phases)?;
+    validate_rules(&s.rules)
+}
+
+fn validate_phases(phases: &[PhaseWindow]) -> Result<(), FieldError> {
+    for (i, w) in phases.iter().enumerate() {
+        if w.ends_at <= w.starts_at {
+            return Err(field_error(
+                format!("phases[{i}].ends_at"),
+                "阶段结束时间须晚于开始时间",
+            ));
+        }
+        if phases[..i].iter().any(|o| o.phase == w.phase) {
+            return Err(field_error(
+                format!("phases[{i}].phase"),
+                "同一阶段不能设置两次",
+            ));
+        }
+    }
+    // Every pair: no overlap, and a later phase (in the order nomination → published) never
+    // starts before an earlier one ends.
+    for (i, a) in phases.iter().enumerate() {
+        for (j, b) in phases.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            if a.phase < b.phase && b.starts_at < a.ends_at {
+                let field = format!("phases[{j}].starts_at");
+                let message = if b.ends_at <= a.starts_at {
+                    format!(
+                        "{}阶段不能早于{}阶段",
+                        phase_name(b.phase),
+                        phase_name(a.phase)
+                    )
+                } else {
+                    format!(
+                        "{}阶段与{}阶段时间重叠",
+                        phase_name(b.phase),
+                        phase_name(a.phase)
+                    )
+                };
+                return Err(field_error(field, message));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Nomination => "推荐",
+        Phase::Voting => "投票",
+        Phase::Review => "评审",
+        Phase::Publicity => "公示",
+        Phase::Published => "发布",
+    }
+}
+
+fn validate_rules(r: &Rules) -> Result<(), FieldError> {
+    if !(1..=1000).contains(&r.votes_per_day) {
+        return Err(field_error(
+            "rules.votes_per_day",
+            "每日票数须在1到1000之间",
+        ));
+    }
+    if r.votes_per_candidate_per_day == 0 || r.votes_per_candidate_per_day > r.votes_per_day {
+        return Err(field_error(
+            "rules.votes_per_candidate_per_day",
+            "每位候选人每日票数须至少为1，且不能超过每日票数",
+        ));
+    }
+    if r.max_candidates_per_ballot == 0
+        || r.max_candidates_per_ballot > r.votes_per_day
+        || r.max_candidates_per_ballot > MAX_BALLOT_CANDIDATES
+    {
+        return Err(field_error(
+            "rules.max_candidates_per_ballot",
+            "每次最多投票人数须至少为1，且不能超过每日票数和100",
+        ));
+    }
+    if let Some(total) = r.votes_per_campaign
+        && total < r.votes_per_candidate_per_day
+    {
+        return Err(field_error(
+            "rules.votes_per_campaign",
+            "活动总票数不能少于每位候选人每日票数",
+        ));
+    }
+    if r.challenge_bits > MAX_CHALLENGE_BITS {
+        return Err(field_error(
+            "rules.challenge_bits",
+            "工作量证明难度不能超过24",
+        ));
+    }
+    Ok(())
+}
+
+/// Candidate status changes an organizer may make: nominated → approved or rejected;
+/// approved → withdrawn (its votes stay on the record).
+pub fn status_change_allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("nominated", "approved") | ("nominated", "rejected") | ("approved", "withdrawn")
+    )
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, day, 0, 0, 0).unwrap()
+    }
+
+    fn settings(phases: Vec<PhaseWindow>) -> Settings {
+        Settings {
+            title: "评选".into(),
+            description: String::new(),
+            timezone: "Asia/Shanghai".into(),
+            phases,
+            rules: Rules::default(),
+        }
+    }
+
+    fn w(phase: Phase, a: u32, b: u32) -> PhaseWindow {
+        PhaseWindow {
+            phase,
+            starts_at: at(a),
+            ends_at: at(b),
+        }
+    }
+
+    #[test]
+    fn good_settings_pass() {
+        assert_eq!(
+            validate(&settings(vec![
+                w(Phase::Nomination, 1, 5),
+                w(Phase::Voting, 5, 10)
+            ])),
+            Ok(())
+        );
+        assert_eq!(validate(&settings(vec![])), Ok(()));
+    }
+
+    #[test]
+    fn bad_windows_name_the_field() {
+        let e = validate(&settings(vec![w(Phase::Nomination, 5, 1)])).unwrap_err();
+        assert_eq!(e.field, "phases[0].ends_at");
+        let e = validate(&settings(vec![
+            w(Phase::Nomination, 1, 6),
+            w(Phase::Voting, 5, 10),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.field, "phases[1].starts_at");
+        assert!(e.message.contains("重叠"));
+        let e = validate(&settings(vec![
+            w(Phase::Voting, 1, 3),
+            w(Phase::Nomination, 5, 10),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.field, "phases[0].starts_at");
+        assert!(e.message.contains("不能早于"), "{}", e.message);
+        let e = validate(&settings(vec![
+            w(Phase::Voting, 1, 3),
+            w(Phase::Voting, 5, 10),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.field, "phases[1].phase");
+    }
+
+    #[test]
+    fn impossible_rules_and_bad_zones_name_the_field() {
+        let mut s = settings(vec![]);
+        s.rules.votes_per_candidate_per_day = 20;
+        assert_eq!(
+            validate(&s).unwrap_err().field,
+            "rules.votes_per_candidate_per_day"
+        );
+        let mut s = settings(vec![]);
+        s.rules.votes_per_day = 0;
+        assert_eq!(validate(&s).unwrap_err().field, "rules.votes_per_day");
+        let mut s = settings(vec![]);
+        s.rules.max_candidates_per_ballot = 11;
+        assert_eq!(
+            validate(&s).unwrap_err().field,
+            "rules.max_candidates_per_ballot"
+        );
+        let mut s = settings(vec![]);
+        s.rules.votes_per_campaign = Some(0);
+        assert_eq!(validate(&s).unwrap_err().field, "rules.votes_per_campaign");
+        let mut s = settings(vec![]);
+        s.timezone = "Mars/Base".into();
+        assert_eq!(validate(&s).unwrap_err().field, "timezone");
+        let mut s = settings(vec![]);
+        s.title = " ".into();
+        assert_eq!(validate(&s).unwrap_err().field, "title");
+    }
+
+    #[test]
+    fn candidate_status_changes() {
+        assert!(status_change_allowed("nominated", "approved"));
+        assert!(status_change_allowed("approved", "withdrawn"));
+        assert!(!status_change_allowed("rejected", "approved"));
+        assert!(!status_change_allowed("withdrawn", "approved"));
+    }
+}

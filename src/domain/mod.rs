@@ -5,5 +5,6 @@ pub mod audit;
 pub mod campaign;
 pub mod import;
 pub mod keyed;
+pub mod record;
 pub mod staff;
 pub mod token;

@@ -95,7 +95,7 @@ impl From<Candidate> for CandidateView {
 }
 
 /// A campaign a citizen may see: it exists and is not a draft.
-async fn visible_campaign(services: &Services, raw_id: &str) -> Result<Campaign, ApiError> {
+pub async fn visible_campaign(services: &Services, raw_id: &str) -> Result<Campaign, ApiError> {
     let id = parse_id(raw_id).ok_or(ApiError::NotFound)?;
     let campaign = services.store.get_campaign(id).await?;
     if campaign.is_draft {
@@ -187,7 +187,7 @@ pub async fn candidates(
     let campaign = visible_campaign(&services, &path).await?;
     let found = services
         .store
-        .list_candidates(campaign.id, CandidateStatus::Approved, &query)
+        .list_candidates(campaign.id, Some(CandidateStatus::Approved), &query)
         .await?;
     let next_cursor = (found.len() == limit as usize)
         .then(|| found.last().map(|c| c.number.to_string()))
@@ -217,4 +217,47 @@ pub async fn candidate(
         return Err(ApiError::NotFound);
     }
     Ok(HttpResponse::Ok().json(CandidateView::from(c)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetView {
+    #[serde(serialize_with = "id_as_string")]
+    #[schema(value_type = String)]
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<String>,
+}
+
+impl From<crate::store::Target> for TargetView {
+    fn from(t: crate::store::Target) -> Self {
+        Self {
+            id: t.id,
+            code: t.code,
+            name: t.name,
+            parent_id: t.parent_id.map(|p| p.to_string()),
+        }
+    }
+}
+
+/// The units and departments under evaluation, parents before children.
+#[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path)), responses((status = 200, body = Page<TargetView>), (status = 404)))]
+#[get("/campaigns/{campaign_id}/targets")]
+pub async fn targets(
+    services: web::Data<Services>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign = visible_campaign(&services, &path).await?;
+    let items: Vec<TargetView> = services
+        .store
+        .list_targets(campaign.id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

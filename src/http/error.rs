@@ -48,6 +48,13 @@ pub enum ApiError {
         part: &'static str,
         message: &'static str,
     },
+    #[error("conflict: {code}")]
+    Conflict { code: &'static str, message: String },
+    #[error("import rejected")]
+    ImportRejected {
+        message: String,
+        rows: Vec<crate::domain::import::RowError>,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -75,6 +82,8 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::WechatLoginFailed { .. } => "wechat_login_failed",
             Self::Unavailable { .. } => "unavailable",
+            Self::Conflict { code, .. } => code,
+            Self::ImportRejected { .. } => "import_rejected",
             Self::Internal(_) => "internal",
         }
     }
@@ -94,6 +103,9 @@ impl ApiError {
             Self::RateLimited { message, .. } => (*message).into(),
             Self::WechatLoginFailed { message } => (*message).into(),
             Self::Unavailable { message, .. } => (*message).into(),
+            Self::Conflict { message, .. } | Self::ImportRejected { message, .. } => {
+                message.clone()
+            }
             Self::Internal(_) => "服务器内部错误，请稍后再试".into(),
         }
     }
@@ -125,6 +137,12 @@ impl ApiError {
             }
             Self::Unavailable { part, .. } => {
                 error.insert("part".into(), (*part).into());
+            }
+            Self::ImportRejected { rows, .. } => {
+                error.insert(
+                    "rows".into(),
+                    serde_json::to_value(rows).unwrap_or_default(),
+                );
             }
             _ => {}
         }
@@ -165,7 +183,8 @@ impl ResponseError for ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid { .. } | Self::ImportRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MalformedJson => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -193,6 +212,27 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound,
+            StoreError::Invalid(f) => Self::Invalid {
+                field: f.field,
+                message: f.message,
+            },
+            StoreError::BadTransition { from, to } => Self::Conflict {
+                code: "invalid_status_change",
+                message: format!(
+                    "候选人当前状态为“{}”，不能改为“{}”",
+                    status_name(&from),
+                    status_name(&to)
+                ),
+            },
+            StoreError::Conflict(what) => Self::Conflict {
+                code: "already_exists",
+                message: match what {
+                    "username" => "用户名已存在".into(),
+                    "category name" => "同名类别已存在".into(),
+                    "target code" => "参评对象编码已存在".into(),
+                    _ => "记录已存在".into(),
+                },
+            },
             StoreError::Database(ref cause) if is_unreachable(cause) => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable {
@@ -202,6 +242,16 @@ impl From<StoreError> for ApiError {
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+fn status_name(s: &str) -> &str {
+    match s {
+        "nominated" => "待审核",
+        "approved" => "已通过",
+        "rejected" => "未通过",
+        "withdrawn" => "已撤回",
+        other => other,
     }
 }
 

@@ -75,6 +75,15 @@ pub struct Staff {
 }
 
 impl Staff {
+    /// The account as the audit chain names it.
+    pub fn actor(&self) -> crate::domain::record::Actor {
+        crate::domain::record::Actor::Staff {
+            id: self.session.staff_id,
+            username: self.session.username.clone(),
+            role: self.session.role,
+        }
+    }
+
     /// Refuses with 403 unless the account has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.session.role) {

@@ -4,6 +4,8 @@
 //! Routes are registered through `utoipa-actix-web`, so the OpenAPI document is collected
 //! from the same calls that register the routes: a route cannot exist without being described.
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod error;
@@ -72,6 +74,25 @@ where
         .service(campaigns::detail)
         .service(campaigns::candidates)
         .service(campaigns::candidate)
+        .service(campaigns::targets)
+        .service(audit::head)
+        .service(audit::entries)
+        .service(audit::export)
+        .service(admin::create_campaign)
+        .service(admin::list_campaigns)
+        .service(admin::get_campaign)
+        .service(admin::patch_campaign)
+        .service(admin::open_campaign)
+        .service(admin::add_category)
+        .service(admin::patch_category)
+        .service(admin::nominate)
+        .service(admin::list_candidates)
+        .service(admin::import_candidates)
+        .service(admin::approve)
+        .service(admin::reject)
+        .service(admin::withdraw)
+        .service(admin::add_target)
+        .service(admin::import_targets)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);

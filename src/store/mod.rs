@@ -5,6 +5,8 @@
 //! test suite. SQL lives in `postgres.rs` and `sqlite.rs` only; each backend has its own
 //! migrations under `migrations/`.
 
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 
@@ -14,8 +16,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{DatabaseKind, Settings};
-use crate::domain::campaign::{Kind, PhaseWindow, Rules};
+use crate::domain::audit::Entry;
+use crate::domain::campaign::{FieldError, Kind, PhaseWindow, Rules};
 use crate::domain::keyed::VoterId;
+use crate::domain::record::{
+    Actor, CampaignState, CandidateState, CategoryState, Snapshot, TargetState,
+};
 use crate::domain::staff::Role;
 
 pub use postgres::PgStore;
@@ -34,6 +40,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error("invalid: {0}")]
+    Invalid(#[from] FieldError),
+    #[error("candidate status cannot change from {from} to {to}")]
+    BadTransition { from: String, to: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -56,6 +66,8 @@ pub struct StaffSession {
     pub staff_id: i64,
     pub username: String,
     pub role: Role,
+    /// The unit a `unit_handler` nominates for.
+    pub unit: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -153,6 +165,96 @@ pub struct Candidate {
     pub photo_url: String,
     pub story: String,
     pub status: CandidateStatus,
+    pub reason: String,
+}
+
+/// A change of campaign settings: absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub timezone: Option<String>,
+    pub phases: Option<Vec<PhaseWindow>>,
+    pub rules: Option<Rules>,
+}
+
+/// Where a new target hangs in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetParent {
+    Root,
+    Id(i64),
+    /// A code already in the campaign or given to an earlier target of the same call.
+    Code(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTarget {
+    pub code: String,
+    pub name: String,
+    pub parent: TargetParent,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub code: String,
+    pub name: String,
+    pub parent_id: Option<i64>,
+}
+
+impl Campaign {
+    pub fn state(&self) -> CampaignState {
+        CampaignState {
+            id: self.id,
+            kind: self.kind,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            timezone: self.timezone.clone(),
+            phases: self.phases.clone(),
+            rules: self.rules.clone(),
+            draft: self.is_draft,
+        }
+    }
+}
+
+impl Category {
+    pub fn state(&self) -> CategoryState {
+        CategoryState {
+            id: self.id,
+            name: self.name.clone(),
+            winners: self.winners,
+        }
+    }
+}
+
+impl Candidate {
+    pub fn state(&self) -> CandidateState {
+        CandidateState {
+            id: self.id,
+            category_id: self.category_id,
+            number: self.number,
+            name: self.name.clone(),
+            unit: self.unit.clone(),
+            department: self.department.clone(),
+            title: self.title.clone(),
+            photo_url: self.photo_url.clone(),
+            story: self.story.clone(),
+            status: self.status.as_str().into(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+impl Target {
+    pub fn state(&self) -> TargetState {
+        TargetState {
+            id: self.id,
+            code: self.code.clone(),
+            name: self.name.clone(),
+            parent_id: self.parent_id,
+        }
+    }
 }
 
 /// Which candidates a citizen's list asks for. `after_number` is the cursor.
@@ -180,6 +282,7 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         password_hash: &str,
         role: Role,
+        unit: Option<&str>,
     ) -> StoreResult<i64>;
     async fn find_staff(&self, username: &str) -> StoreResult<Option<StaffAccount>>;
     async fn list_staff(&self) -> StoreResult<Vec<StaffSummary>>;
@@ -203,26 +306,82 @@ pub trait Store: Send + Sync + 'static {
     /// Records a login; returns when the voter was first seen.
     async fn touch_voter(&self, voter: &VoterId, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>>;
 
-    // Campaigns (reads for citizens; writes used by the demo seed).
-    async fn create_campaign(&self, c: &NewCampaign) -> StoreResult<i64>;
-    async fn set_campaign_open(&self, campaign_id: i64) -> StoreResult<()>;
-    async fn add_category(&self, campaign_id: i64, name: &str, winners: u32) -> StoreResult<i64>;
-    async fn add_candidate(
+    // Campaign administration. Every write appends its audit entry in the same transaction:
+    // there is never a change without its entry, nor an entry without its change.
+    async fn create_campaign(&self, actor: &Actor, c: &NewCampaign) -> StoreResult<Campaign>;
+    /// Applies the patch to the current settings, checks the result as a whole
+    /// (`StoreError::Invalid` names the field) and records which fields changed.
+    async fn update_campaign(
         &self,
+        actor: &Actor,
         campaign_id: i64,
-        c: &NewCandidate,
+        patch: &CampaignPatch,
+    ) -> StoreResult<Campaign>;
+    async fn open_campaign(&self, actor: &Actor, campaign_id: i64) -> StoreResult<Campaign>;
+    async fn add_category(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        name: &str,
+        winners: u32,
+    ) -> StoreResult<Category>;
+    async fn update_category(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        category_id: i64,
+        name: Option<&str>,
+        winners: Option<u32>,
+    ) -> StoreResult<Category>;
+    /// Adds candidates (one, or a whole import) with numbers never used before in the campaign.
+    async fn add_candidates(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        list: &[NewCandidate],
         status: CandidateStatus,
+        import: Option<&serde_json::Value>,
+    ) -> StoreResult<Vec<Candidate>>;
+    async fn change_candidate_status(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        candidate_id: i64,
+        to: CandidateStatus,
+        reason: &str,
     ) -> StoreResult<Candidate>;
+    async fn add_targets(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        list: &[NewTarget],
+        import: Option<&serde_json::Value>,
+    ) -> StoreResult<Vec<Target>>;
+
+    // Reads.
     async fn list_campaigns(&self, include_drafts: bool) -> StoreResult<Vec<Campaign>>;
     async fn get_campaign(&self, campaign_id: i64) -> StoreResult<Campaign>;
     async fn list_categories(&self, campaign_id: i64) -> StoreResult<Vec<Category>>;
+    /// Candidates with `status` (all statuses when `None`).
     async fn list_candidates(
         &self,
         campaign_id: i64,
-        status: CandidateStatus,
+        status: Option<CandidateStatus>,
         q: &CandidateQuery,
     ) -> StoreResult<Vec<Candidate>>;
     async fn get_candidate(&self, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate>;
+    async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>>;
+
+    // The audit chain.
+    async fn audit_head(&self, campaign_id: i64) -> StoreResult<(i64, String)>;
+    async fn audit_entries(
+        &self,
+        campaign_id: i64,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Entry>>;
+    /// The campaign's current state as the database holds it, to compare with the chain's.
+    async fn snapshot(&self, campaign_id: i64) -> StoreResult<Snapshot>;
 }
 
 /// Opens the store the settings name and applies its migrations.

@@ -1,14 +1,9 @@
 //! Citizens' read routes over the demo campaign.
 
-use minyi::store::{CandidateStatus, NewCandidate};
-
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(
-    the_demo_campaign_can_be_browsed_searched_and_paged,
-    drafts_and_unapproved_candidates_are_invisible
-);
+on_both_backends!(the_demo_campaign_can_be_browsed_searched_and_paged);
 
 async fn the_demo_campaign_can_be_browsed_searched_and_paged(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -118,58 +113,4 @@ async fn r_candidate(app: &TestApp, campaign: i64) -> serde_json::Value {
         .await;
     assert_eq!(r.status, 200);
     r.body
-}
-
-async fn drafts_and_unapproved_candidates_are_invisible(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let store = app.services.store.as_ref();
-    let id = store
-        .create_campaign(&minyi::store::NewCampaign {
-            kind: minyi::domain::campaign::Kind::Selection,
-            title: "草稿活动".into(),
-            description: String::new(),
-            timezone: "Asia/Shanghai".into(),
-            phases: vec![],
-            rules: Default::default(),
-        })
-        .await
-        .unwrap();
-    let cat = store.add_category(id, "医生", 3).await.unwrap();
-    app.get(&format!("/api/v1/campaigns/{id}"), None)
-        .await
-        .assert_error(404, "not_found");
-    assert_eq!(
-        app.get("/api/v1/campaigns", None).await.body["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    store.set_campaign_open(id).await.unwrap();
-    let nominated = store
-        .add_candidate(
-            id,
-            &NewCandidate {
-                category_id: cat,
-                name: "待审核".into(),
-                unit: "u".into(),
-                department: "d".into(),
-                title: "t".into(),
-                photo_url: String::new(),
-                story: String::new(),
-            },
-            CandidateStatus::Nominated,
-        )
-        .await
-        .unwrap();
-    let r = app
-        .get(&format!("/api/v1/campaigns/{id}/candidates"), None)
-        .await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
-    app.get(
-        &format!("/api/v1/campaigns/{id}/candidates/{}", nominated.id),
-        None,
-    )
-    .await
-    .assert_error(404, "not_found");
 }

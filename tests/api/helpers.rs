@@ -115,6 +115,7 @@ async fn drop_stale_databases(conn: &mut sqlx::PgConnection, now: u64) {
 
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub services: minyi::app::Services,
     pub wechat: FakeWechat,
@@ -176,6 +177,11 @@ impl TestApp {
             pairs.retain(|(key, _)| key != k);
             pairs.push((k.to_string(), v.to_string()));
         }
+        let database_url = pairs
+            .iter()
+            .find(|(k, _)| k == "database_url")
+            .map(|(_, v)| v.clone())
+            .unwrap();
         let borrowed: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -189,6 +195,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             address: format!("http://127.0.0.1:{port}"),
+            database_url,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -213,7 +220,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
-        let mut req = self.client.post(self.url(path)).json(body);
+        self.send(reqwest::Method::POST, path, body, token).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        self.send(reqwest::Method::PATCH, path, body, token).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path)).json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -223,9 +244,15 @@ impl TestApp {
     /// Creates a staff account directly (as `minyi admin create-user` does) and logs it in.
     pub async fn staff(&self, username: &str, role: Role) -> String {
         let password = format!("{username}-password-123");
-        staff_auth::create_user(self.services.store.as_ref(), username, &password, role)
-            .await
-            .expect("create staff user");
+        staff_auth::create_user(
+            self.services.store.as_ref(),
+            username,
+            &password,
+            role,
+            (role == Role::UnitHandler).then_some("示例市人民医院"),
+        )
+        .await
+        .expect("create staff user");
         let r = self
             .post(
                 "/api/v1/admin/login",
@@ -235,6 +262,90 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a CSV file as an upload.
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>, token: &str) -> Reply {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "text/csv")
+            .body(bytes)
+            .bearer_auth(token);
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    /// Runs SQL directly on the test database, behind the service's back (tamper tests).
+    pub async fn raw_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        if self.database_url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+
+    /// Creates a selection campaign through the API with one category; returns (campaign id,
+    /// category id).
+    pub async fn selection_campaign(&self, token: &str, show_counts: &str) -> (String, String) {
+        let now = chrono::Utc::now();
+        let r = self
+            .post(
+                "/api/v1/admin/campaigns",
+                &serde_json::json!({
+                    "kind": "selection",
+                    "title": "2026年度最美护士评选",
+                    "phases": [
+                        {"phase": "nomination", "starts_at": now - chrono::Duration::days(3), "ends_at": now - chrono::Duration::days(1)},
+                        {"phase": "voting", "starts_at": now - chrono::Duration::days(1), "ends_at": now + chrono::Duration::days(5)},
+                    ],
+                    "rules": {"votes_per_day": 5, "votes_per_candidate_per_day": 1, "max_candidates_per_ballot": 5,
+                              "votes_per_campaign": null, "show_counts": show_counts},
+                }),
+                Some(token),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let c = self
+            .post(
+                &format!("/api/v1/admin/campaigns/{id}/categories"),
+                &serde_json::json!({"name": "护士", "winners": 10}),
+                Some(token),
+            )
+            .await;
+        assert_eq!(c.status, 201, "{}", c.text);
+        (id, c.body["id"].as_str().unwrap().to_string())
+    }
+
+    /// The campaign's entries, read as staff.
+    pub async fn entries(&self, campaign: &str, token: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let r = self
+                .get(
+                    &format!(
+                        "/api/v1/campaigns/{campaign}/audit/entries?after_seq={after}&limit=1000"
+                    ),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let items = r.body["items"].as_array().unwrap().clone();
+            if items.is_empty() {
+                return all;
+            }
+            after = items.last().unwrap()["seq"].as_i64().unwrap();
+            all.extend(items);
+        }
     }
 
     pub async fn dev_citizen(&self, openid: &str) -> String {

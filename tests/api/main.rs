@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod audit_chain;
+mod campaign_admin;
 mod campaigns_read;
 mod citizen_auth;
 mod counters;

@@ -1,0 +1,740 @@
+//! The one SQL implementation of `Store`, expanded for each backend.
+//!
+//! PostgreSQL and SQLite accept the same SQL here (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), so the queries are written once. The two differences are parameters of the
+//! macro: how a write transaction begins (SQLite: `BEGIN IMMEDIATE`, taking the write lock at
+//! once so that two writers never deadlock upgrading) and the row-lock suffix (PostgreSQL:
+//! `FOR UPDATE`; SQLite needs none, its write lock covers the whole database).
+//!
+//! Parameters are numbered in order of first use: SQLite numbers `$n` by first appearance.
+
+macro_rules! campaign_columns {
+    () => {
+        "id, kind, title, description, timezone, phases, rules, is_draft, created_at"
+    };
+}
+
+macro_rules! candidate_columns {
+    () => {
+        "id, campaign_id, category_id, number, name, unit, department, title, photo_url, story, status, reason"
+    };
+}
+
+macro_rules! sql_store {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, lock: $lock:literal) => {
+        type DbRow = <$db as sqlx::Database>::Row;
+        type DbConn = <$db as sqlx::Database>::Connection;
+
+        fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
+            match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+                _ => StoreError::Database(e),
+            }
+        }
+
+        fn campaign_from_row(r: &DbRow) -> StoreResult<Campaign> {
+            Ok(Campaign {
+                id: r.try_get("id")?,
+                kind: decode_kind(r.try_get("kind")?)?,
+                title: r.try_get("title")?,
+                description: r.try_get("description")?,
+                timezone: r.try_get("timezone")?,
+                phases: decode_json("phases", r.try_get("phases")?)?,
+                rules: decode_json("rules", r.try_get("rules")?)?,
+                is_draft: r.try_get("is_draft")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn category_from_row(r: &DbRow) -> StoreResult<Category> {
+            Ok(Category {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                name: r.try_get("name")?,
+                winners: r.try_get::<i32, _>("winners")?.max(0) as u32,
+            })
+        }
+
+        fn candidate_from_row(r: &DbRow) -> StoreResult<Candidate> {
+            Ok(Candidate {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                category_id: r.try_get("category_id")?,
+                number: r.try_get("number")?,
+                name: r.try_get("name")?,
+                unit: r.try_get("unit")?,
+                department: r.try_get("department")?,
+                title: r.try_get("title")?,
+                photo_url: r.try_get("photo_url")?,
+                story: r.try_get("story")?,
+                status: decode_status(r.try_get("status")?)?,
+                reason: r.try_get("reason")?,
+            })
+        }
+
+        fn target_from_row(r: &DbRow) -> StoreResult<Target> {
+            Ok(Target {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+                parent_id: r.try_get("parent_id")?,
+            })
+        }
+
+        fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+            serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+
+        /// Appends entries to a campaign's chain inside the caller's transaction. The head row
+        /// is locked first, so concurrent appends queue and the chain never forks.
+        async fn append(conn: &mut DbConn, campaign_id: i64, bodies: Vec<serde_json::Value>) -> StoreResult<Vec<Entry>> {
+            let head = sqlx::query(concat!("SELECT seq, hash FROM audit_heads WHERE campaign_id = $1", $lock))
+                .bind(campaign_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mut seq: i64 = head.try_get("seq")?;
+            let head_hash: String = head.try_get("hash")?;
+            let mut prev = audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
+            let mut entries = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                let text = audit::canonical(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let hash = audit::link(&prev, &text);
+                seq += 1;
+                let kind = body.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+                let entry = Entry { seq, kind, body, prev_hash: audit::to_hex(&prev), hash: audit::to_hex(&hash) };
+                sqlx::query(
+                    "INSERT INTO audit_entries (campaign_id, seq, kind, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(campaign_id)
+                .bind(entry.seq)
+                .bind(&entry.kind)
+                .bind(&text)
+                .bind(&entry.prev_hash)
+                .bind(&entry.hash)
+                .execute(&mut *conn)
+                .await?;
+                prev = hash;
+                entries.push(entry);
+            }
+            sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE campaign_id = $3")
+                .bind(seq)
+                .bind(audit::to_hex(&prev))
+                .bind(campaign_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(entries)
+        }
+
+        /// The campaign row, locked for the rest of the transaction.
+        async fn lock_campaign(conn: &mut DbConn, campaign_id: i64) -> StoreResult<Campaign> {
+            let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $lock))
+                .bind(campaign_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            campaign_from_row(&row)
+        }
+
+        async fn write_campaign(conn: &mut DbConn, c: &Campaign) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE campaigns SET title = $1, description = $2, timezone = $3, phases = $4, rules = $5, is_draft = $6 WHERE id = $7",
+            )
+            .bind(&c.title)
+            .bind(&c.description)
+            .bind(&c.timezone)
+            .bind(json_text(&c.phases)?)
+            .bind(json_text(&c.rules)?)
+            .bind(c.is_draft)
+            .bind(c.id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn fetch_candidate(conn: &mut DbConn, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate> {
+            let row = sqlx::query(concat!("SELECT ", candidate_columns!(), " FROM candidates WHERE campaign_id = $1 AND id = $2"))
+                .bind(campaign_id)
+                .bind(candidate_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            candidate_from_row(&row)
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn kind(&self) -> DatabaseKind {
+                $kind
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn local_secret(&self) -> StoreResult<String> {
+                let mut bytes = [0u8; 32];
+                rand::fill(&mut bytes);
+                sqlx::query("INSERT INTO local_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+                    .bind(hex::encode(bytes))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT secret FROM local_secret WHERE id = 1").fetch_one(&self.pool).await?)
+            }
+
+            async fn create_staff(&self, username: &str, password_hash: &str, role: Role, unit: Option<&str>) -> StoreResult<i64> {
+                sqlx::query_scalar(
+                    "INSERT INTO staff_users (username, password_hash, role, unit, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(username)
+                .bind(password_hash)
+                .bind(role.as_str())
+                .bind(unit)
+                .bind(Utc::now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| conflict(e, "username"))
+            }
+
+            async fn find_staff(&self, username: &str) -> StoreResult<Option<StaffAccount>> {
+                let row = sqlx::query(
+                    "SELECT id, username, role, password_hash, failed_logins, locked_until, disabled FROM staff_users WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(StaffAccount {
+                        id: r.try_get("id")?,
+                        username: r.try_get("username")?,
+                        role: decode_role(r.try_get("role")?)?,
+                        password_hash: r.try_get("password_hash")?,
+                        failed_logins: r.try_get::<i32, _>("failed_logins")?.max(0) as u32,
+                        locked_until: r.try_get("locked_until")?,
+                        disabled: r.try_get("disabled")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn list_staff(&self) -> StoreResult<Vec<StaffSummary>> {
+                let rows = sqlx::query("SELECT id, username, role, created_at FROM staff_users ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StaffSummary {
+                            id: r.try_get("id")?,
+                            username: r.try_get("username")?,
+                            role: decode_role(r.try_get("role")?)?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_login_failure(&self, staff_id: i64) -> StoreResult<u32> {
+                let n: i32 = sqlx::query_scalar(
+                    "UPDATE staff_users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+                )
+                .bind(staff_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n.max(0) as u32)
+            }
+
+            async fn lock_staff(&self, staff_id: i64, until: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE staff_users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
+                    .bind(until)
+                    .bind(staff_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn reset_login_failures(&self, staff_id: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE staff_users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+                    .bind(staff_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_session(&self, digest: &str, staff_id: i64, expires_at: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("INSERT INTO staff_sessions (token_digest, staff_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(digest)
+                    .bind(staff_id)
+                    .bind(Utc::now())
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn find_session(&self, digest: &str) -> StoreResult<Option<StaffSession>> {
+                let row = sqlx::query(
+                    "SELECT s.staff_id, u.username, u.role, u.unit, s.expires_at FROM staff_sessions s \
+                     JOIN staff_users u ON u.id = s.staff_id \
+                     WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND NOT u.disabled",
+                )
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(StaffSession {
+                        staff_id: r.try_get("staff_id")?,
+                        username: r.try_get("username")?,
+                        role: decode_role(r.try_get("role")?)?,
+                        unit: r.try_get("unit")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn revoke_session(&self, digest: &str, at: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE staff_sessions SET revoked_at = $1 WHERE token_digest = $2 AND revoked_at IS NULL")
+                    .bind(at)
+                    .bind(digest)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn touch_voter(&self, voter: &VoterId, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO voters (voter_id, first_seen_at, last_login_at) VALUES ($1, $2, $2) \
+                     ON CONFLICT (voter_id) DO UPDATE SET last_login_at = $2, logins = voters.logins + 1 \
+                     RETURNING first_seen_at",
+                )
+                .bind(voter.as_str())
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn create_campaign(&self, actor: &Actor, c: &NewCampaign) -> StoreResult<Campaign> {
+                campaign::validate(&campaign::Settings {
+                    title: c.title.clone(),
+                    description: c.description.clone(),
+                    timezone: c.timezone.clone(),
+                    phases: c.phases.clone(),
+                    rules: c.rules.clone(),
+                })?;
+                let now = Utc::now();
+                let mut tx = self.pool.begin_with($begin).await?;
+                let row = sqlx::query(concat!(
+                    "INSERT INTO campaigns (kind, title, description, timezone, phases, rules, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+                    campaign_columns!()
+                ))
+                .bind(c.kind.as_str())
+                .bind(&c.title)
+                .bind(&c.description)
+                .bind(&c.timezone)
+                .bind(json_text(&c.phases)?)
+                .bind(json_text(&c.rules)?)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let campaign = campaign_from_row(&row)?;
+                sqlx::query("INSERT INTO audit_heads (campaign_id, seq, hash) VALUES ($1, 0, $2)")
+                    .bind(campaign.id)
+                    .bind(audit::to_hex(&audit::GENESIS))
+                    .execute(&mut *tx)
+                    .await?;
+                let body = record::body(kinds::CAMPAIGN_CREATED, actor, now, campaign.id, json!({"campaign": campaign.state()}));
+                append(&mut tx, campaign.id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(campaign)
+            }
+
+            async fn update_campaign(&self, actor: &Actor, campaign_id: i64, patch: &CampaignPatch) -> StoreResult<Campaign> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let before = lock_campaign(&mut tx, campaign_id).await?;
+                let mut after = before.clone();
+                let mut changed: Vec<&str> = Vec::new();
+                macro_rules! take {
+                    ($field:ident) => {
+                        if let Some(v) = &patch.$field {
+                            if *v != after.$field {
+                                after.$field = v.clone();
+                                changed.push(stringify!($field));
+                            }
+                        }
+                    };
+                }
+                take!(title);
+                take!(description);
+                take!(timezone);
+                take!(phases);
+                take!(rules);
+                campaign::validate(&campaign::Settings {
+                    title: after.title.clone(),
+                    description: after.description.clone(),
+                    timezone: after.timezone.clone(),
+                    phases: after.phases.clone(),
+                    rules: after.rules.clone(),
+                })?;
+                if changed.is_empty() {
+                    return Ok(before);
+                }
+                write_campaign(&mut tx, &after).await?;
+                let body = record::body(
+                    kinds::CAMPAIGN_UPDATED,
+                    actor,
+                    Utc::now(),
+                    campaign_id,
+                    json!({"campaign": after.state(), "changed": changed}),
+                );
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn open_campaign(&self, actor: &Actor, campaign_id: i64) -> StoreResult<Campaign> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut c = lock_campaign(&mut tx, campaign_id).await?;
+                if !c.is_draft {
+                    return Ok(c);
+                }
+                if c.phases.is_empty() {
+                    return Err(StoreError::Invalid(FieldError {
+                        field: "phases".into(),
+                        message: "活动至少需要设置一个阶段才能发布".into(),
+                    }));
+                }
+                c.is_draft = false;
+                write_campaign(&mut tx, &c).await?;
+                let body = record::body(kinds::CAMPAIGN_OPENED, actor, Utc::now(), campaign_id, json!({"campaign": c.state()}));
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(c)
+            }
+
+            async fn add_category(&self, actor: &Actor, campaign_id: i64, name: &str, winners: u32) -> StoreResult<Category> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let row = sqlx::query(
+                    "INSERT INTO categories (campaign_id, name, winners) VALUES ($1, $2, $3) RETURNING id, campaign_id, name, winners",
+                )
+                .bind(campaign_id)
+                .bind(name)
+                .bind(winners as i32)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "category name"))?;
+                let category = category_from_row(&row)?;
+                let body = record::body(kinds::CATEGORY_CREATED, actor, Utc::now(), campaign_id, json!({"category": category.state()}));
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(category)
+            }
+
+            async fn update_category(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                category_id: i64,
+                name: Option<&str>,
+                winners: Option<u32>,
+            ) -> StoreResult<Category> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let row = sqlx::query(
+                    "UPDATE categories SET name = COALESCE($1, name), winners = COALESCE($2, winners) \
+                     WHERE id = $3 AND campaign_id = $4 RETURNING id, campaign_id, name, winners",
+                )
+                .bind(name)
+                .bind(winners.map(|w| w as i32))
+                .bind(category_id)
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "category name"))?
+                .ok_or(StoreError::NotFound)?;
+                let category = category_from_row(&row)?;
+                let body = record::body(kinds::CATEGORY_UPDATED, actor, Utc::now(), campaign_id, json!({"category": category.state()}));
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(category)
+            }
+
+            async fn add_candidates(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                list: &[NewCandidate],
+                status: CandidateStatus,
+                import: Option<&serde_json::Value>,
+            ) -> StoreResult<Vec<Candidate>> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let mut added = Vec::with_capacity(list.len());
+                let mut bodies = Vec::with_capacity(list.len());
+                for c in list {
+                    let category: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE id = $1 AND campaign_id = $2")
+                        .bind(c.category_id)
+                        .bind(campaign_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if category.is_none() {
+                        return Err(StoreError::Invalid(FieldError { field: "category_id".into(), message: "类别不存在".into() }));
+                    }
+                    // The campaign row is locked, so numbers are handed out one at a time and
+                    // never reused.
+                    let number: i64 = sqlx::query_scalar(
+                        "UPDATE campaigns SET next_candidate_number = next_candidate_number + 1 WHERE id = $1 \
+                         RETURNING next_candidate_number - 1",
+                    )
+                    .bind(campaign_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let row = sqlx::query(concat!(
+                        "INSERT INTO candidates (campaign_id, category_id, number, name, unit, department, title, \
+                         photo_url, story, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+                        candidate_columns!()
+                    ))
+                    .bind(campaign_id)
+                    .bind(c.category_id)
+                    .bind(number)
+                    .bind(&c.name)
+                    .bind(&c.unit)
+                    .bind(&c.department)
+                    .bind(&c.title)
+                    .bind(&c.photo_url)
+                    .bind(&c.story)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let candidate = candidate_from_row(&row)?;
+                    let mut fields = json!({"candidate": candidate.state()});
+                    if let Some(import) = import {
+                        fields["import"] = import.clone();
+                    }
+                    bodies.push(record::body(kinds::CANDIDATE_NOMINATED, actor, now, campaign_id, fields));
+                    added.push(candidate);
+                }
+                append(&mut tx, campaign_id, bodies).await?;
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn change_candidate_status(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                candidate_id: i64,
+                to: CandidateStatus,
+                reason: &str,
+            ) -> StoreResult<Candidate> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let before = fetch_candidate(&mut tx, campaign_id, candidate_id).await?;
+                if !campaign::status_change_allowed(before.status.as_str(), to.as_str()) {
+                    return Err(StoreError::BadTransition { from: before.status.as_str().into(), to: to.as_str().into() });
+                }
+                sqlx::query("UPDATE candidates SET status = $1, reason = $2 WHERE id = $3")
+                    .bind(to.as_str())
+                    .bind(reason)
+                    .bind(candidate_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let after = Candidate { status: to, reason: reason.to_string(), ..before.clone() };
+                let body = record::body(
+                    kinds::CANDIDATE_STATUS,
+                    actor,
+                    Utc::now(),
+                    campaign_id,
+                    json!({"candidate": after.state(), "from": before.status.as_str()}),
+                );
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn add_targets(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                list: &[NewTarget],
+                import: Option<&serde_json::Value>,
+            ) -> StoreResult<Vec<Target>> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let mut added: Vec<Target> = Vec::with_capacity(list.len());
+                let mut bodies = Vec::with_capacity(list.len());
+                for t in list {
+                    let parent_id = match &t.parent {
+                        TargetParent::Root => None,
+                        TargetParent::Id(id) => Some(*id),
+                        TargetParent::Code(code) => sqlx::query_scalar("SELECT id FROM targets WHERE campaign_id = $1 AND code = $2")
+                            .bind(campaign_id)
+                            .bind(code)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .or(Some(-1)),
+                    };
+                    if let Some(pid) = parent_id {
+                        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM targets WHERE id = $1 AND campaign_id = $2")
+                            .bind(pid)
+                            .bind(campaign_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if exists.is_none() {
+                            return Err(StoreError::Invalid(FieldError { field: "parent_id".into(), message: "上级对象不存在".into() }));
+                        }
+                    }
+                    let row = sqlx::query(
+                        "INSERT INTO targets (campaign_id, code, name, parent_id) VALUES ($1, $2, $3, $4) \
+                         RETURNING id, campaign_id, code, name, parent_id",
+                    )
+                    .bind(campaign_id)
+                    .bind(&t.code)
+                    .bind(&t.name)
+                    .bind(parent_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| conflict(e, "target code"))?;
+                    let target = target_from_row(&row)?;
+                    let mut fields = json!({"target": target.state()});
+                    if let Some(import) = import {
+                        fields["import"] = import.clone();
+                    }
+                    bodies.push(record::body(kinds::TARGET_CREATED, actor, now, campaign_id, fields));
+                    added.push(target);
+                }
+                append(&mut tx, campaign_id, bodies).await?;
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn list_campaigns(&self, include_drafts: bool) -> StoreResult<Vec<Campaign>> {
+                let rows = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE $1 OR NOT is_draft ORDER BY id DESC"))
+                    .bind(include_drafts)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(campaign_from_row).collect()
+            }
+
+            async fn get_campaign(&self, campaign_id: i64) -> StoreResult<Campaign> {
+                let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1"))
+                    .bind(campaign_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                campaign_from_row(&row)
+            }
+
+            async fn list_categories(&self, campaign_id: i64) -> StoreResult<Vec<Category>> {
+                let rows = sqlx::query("SELECT id, campaign_id, name, winners FROM categories WHERE campaign_id = $1 ORDER BY id")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(category_from_row).collect()
+            }
+
+            async fn list_candidates(
+                &self,
+                campaign_id: i64,
+                status: Option<CandidateStatus>,
+                q: &CandidateQuery,
+            ) -> StoreResult<Vec<Candidate>> {
+                let mut sql: QueryBuilder<$db> =
+                    QueryBuilder::new(concat!("SELECT ", candidate_columns!(), " FROM candidates WHERE campaign_id = "));
+                sql.push_bind(campaign_id);
+                if let Some(status) = status {
+                    sql.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(category) = q.category_id {
+                    sql.push(" AND category_id = ").push_bind(category);
+                }
+                if let Some(text) = &q.text {
+                    let pattern = like_pattern(text);
+                    sql.push(" AND (name LIKE ").push_bind(pattern.clone());
+                    sql.push(" ESCAPE '\\' OR unit LIKE ").push_bind(pattern).push(" ESCAPE '\\'");
+                    if let Ok(n) = text.trim().parse::<i64>() {
+                        sql.push(" OR number = ").push_bind(n);
+                    }
+                    sql.push(")");
+                }
+                if let Some(after) = q.after_number {
+                    sql.push(" AND number > ").push_bind(after);
+                }
+                sql.push(" ORDER BY number LIMIT ").push_bind(q.limit as i64);
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                rows.iter().map(candidate_from_row).collect()
+            }
+
+            async fn get_candidate(&self, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_candidate(&mut conn, campaign_id, candidate_id).await
+            }
+
+            async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>> {
+                let rows = sqlx::query("SELECT id, campaign_id, code, name, parent_id FROM targets WHERE campaign_id = $1 ORDER BY id")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(target_from_row).collect()
+            }
+
+            async fn audit_head(&self, campaign_id: i64) -> StoreResult<(i64, String)> {
+                let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                Ok((row.try_get("seq")?, row.try_get("hash")?))
+            }
+
+            async fn audit_entries(&self, campaign_id: i64, after_seq: i64, limit: u32) -> StoreResult<Vec<Entry>> {
+                let rows = sqlx::query(
+                    "SELECT seq, kind, body, prev_hash, hash FROM audit_entries \
+                     WHERE campaign_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(campaign_id)
+                .bind(after_seq)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Entry {
+                            seq: r.try_get("seq")?,
+                            kind: r.try_get("kind")?,
+                            body: decode_json("audit body", r.try_get("body")?)?,
+                            prev_hash: r.try_get("prev_hash")?,
+                            hash: r.try_get("hash")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn snapshot(&self, campaign_id: i64) -> StoreResult<Snapshot> {
+                let mut s = Snapshot::default();
+                s.campaign = match self.get_campaign(campaign_id).await {
+                    Ok(c) => Some((c.state(), 0)),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e),
+                };
+                for c in self.list_categories(campaign_id).await? {
+                    s.categories.insert(c.id, (c.state(), 0));
+                }
+                let all = CandidateQuery { limit: u32::MAX, ..Default::default() };
+                for c in self.list_candidates(campaign_id, None, &all).await? {
+                    s.candidates.insert(c.id, (c.state(), 0));
+                }
+                for t in self.list_targets(campaign_id).await? {
+                    s.targets.insert(t.id, (t.state(), 0));
+                }
+                Ok(s)
+            }
+        }
+    };
+}
