@@ -163,7 +163,46 @@ pub struct Snapshot {
     pub targets: BTreeMap<i64, (TargetState, i64)>,
 }
 
+/// The parts of a body the verifier reads, borrowed from its text: the kind and any state it
+/// records. Everything else in the body is skipped without building a tree.
+#[derive(Debug, Deserialize)]
+pub struct BodyHead<'a> {
+    #[serde(borrow)]
+    pub kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub campaign: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub category: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub candidate: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub target: Option<&'a serde_json::value::RawValue>,
+}
+
 impl Snapshot {
+    /// Applies the state a body records (read with [`BodyHead`]).
+    pub fn apply_head(&mut self, seq: i64, head: &BodyHead<'_>) -> Result<(), String> {
+        fn read<T: serde::de::DeserializeOwned>(raw: &serde_json::value::RawValue, key: &str) -> Result<T, String> {
+            serde_json::from_str(raw.get()).map_err(|e| format!("{key}: {e}"))
+        }
+        if let Some(raw) = head.campaign {
+            self.campaign = Some((read(raw, "campaign")?, seq));
+        }
+        if let Some(raw) = head.category {
+            let c: CategoryState = read(raw, "category")?;
+            self.categories.insert(c.id, (c, seq));
+        }
+        if let Some(raw) = head.candidate {
+            let c: CandidateState = read(raw, "candidate")?;
+            self.candidates.insert(c.id, (c, seq));
+        }
+        if let Some(raw) = head.target {
+            let t: TargetState = read(raw, "target")?;
+            self.targets.insert(t.id, (t, seq));
+        }
+        Ok(())
+    }
+
     /// Applies one entry's body. Kinds that record no campaign state (ballots, later) are
     /// left to their own counters.
     pub fn apply(&mut self, seq: i64, body: &Value) -> Result<(), String> {

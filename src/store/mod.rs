@@ -178,6 +178,16 @@ pub struct CampaignPatch {
     pub rules: Option<Rules>,
 }
 
+/// An entry whose body is still the stored JSON text.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub seq: i64,
+    pub kind: String,
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 /// Where a new target hangs in the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetParent {
@@ -380,6 +390,8 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<Entry>>;
+    /// Entries with their bodies as the stored (canonical) text, for verification.
+    async fn audit_entries_raw(&self, campaign_id: i64, after_seq: i64, limit: u32) -> StoreResult<Vec<RawEntry>>;
     /// The campaign's current state as the database holds it, to compare with the chain's.
     async fn snapshot(&self, campaign_id: i64) -> StoreResult<Snapshot>;
 }

@@ -694,6 +694,22 @@ macro_rules! sql_store {
             }
 
             async fn audit_entries(&self, campaign_id: i64, after_seq: i64, limit: u32) -> StoreResult<Vec<Entry>> {
+                self.audit_entries_raw(campaign_id, after_seq, limit)
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        Ok(Entry {
+                            seq: r.seq,
+                            kind: r.kind,
+                            body: decode_json("audit body", &r.body)?,
+                            prev_hash: r.prev_hash,
+                            hash: r.hash,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_entries_raw(&self, campaign_id: i64, after_seq: i64, limit: u32) -> StoreResult<Vec<RawEntry>> {
                 let rows = sqlx::query(
                     "SELECT seq, kind, body, prev_hash, hash FROM audit_entries \
                      WHERE campaign_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -705,10 +721,10 @@ macro_rules! sql_store {
                 .await?;
                 rows.iter()
                     .map(|r| {
-                        Ok(Entry {
+                        Ok(RawEntry {
                             seq: r.try_get("seq")?,
                             kind: r.try_get("kind")?,
-                            body: decode_json("audit body", r.try_get("body")?)?,
+                            body: r.try_get("body")?,
                             prev_hash: r.try_get("prev_hash")?,
                             hash: r.try_get("hash")?,
                         })
