@@ -36,7 +36,13 @@ fn main() {
         });
         let text = audit::canonical(&body).expect("no floats");
         let hash = audit::link(&prev, &text);
-        let entry = Entry { seq, kind: "ballot".into(), body, prev_hash: audit::to_hex(&prev), hash: audit::to_hex(&hash) };
+        let entry = Entry {
+            seq,
+            kind: "ballot".into(),
+            body,
+            prev_hash: audit::to_hex(&prev),
+            hash: audit::to_hex(&hash),
+        };
         serde_json::to_writer(&mut out, &entry).expect("write");
         out.write_all(b"\n").expect("write");
         texts.push(text);
@@ -44,7 +50,11 @@ fn main() {
     }
     out.flush().expect("flush");
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("built {n} entries ({:.1} MB) in {:.2} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+    println!(
+        "built {n} entries ({:.1} MB) in {:.2} s",
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
 
     let started = Instant::now();
     let mut prev = audit::GENESIS;
@@ -55,7 +65,8 @@ fn main() {
     std::hint::black_box(prev);
 
     let file = std::fs::File::open(&path).expect("open");
-    let report = verify::from_reader(std::io::BufReader::with_capacity(1 << 20, file)).expect("read");
+    let report =
+        verify::from_reader(std::io::BufReader::with_capacity(1 << 20, file)).expect("read");
     assert!(report.ok(), "{:?}", report.problem);
     assert_eq!(report.entries, n);
     println!(

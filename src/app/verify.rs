@@ -53,11 +53,21 @@ impl Verifier {
         let head: BodyHead<'_> = match serde_json::from_str(body) {
             Ok(h) => h,
             Err(e) => {
-                self.problem = Some(ChainBreak { seq, reason: format!("body is not an entry body: {e}") });
+                self.problem = Some(ChainBreak {
+                    seq,
+                    reason: format!("body is not an entry body: {e}"),
+                });
                 return false;
             }
         };
-        let entry = EntryRef { seq, kind, body_kind: &head.kind, body, prev_hash, hash };
+        let entry = EntryRef {
+            seq,
+            kind,
+            body_kind: &head.kind,
+            body,
+            prev_hash,
+            hash,
+        };
         if let Err(b) = self.checker.check(&entry) {
             self.problem = Some(b);
             return false;
@@ -76,7 +86,9 @@ pub async fn from_store(store: &dyn Store, campaign_id: i64) -> Result<Report, S
     let mut after = 0;
     'pages: loop {
         let page = store.audit_entries_raw(campaign_id, after, PAGE).await?;
-        let Some(last) = page.last().map(|e| e.seq) else { break };
+        let Some(last) = page.last().map(|e| e.seq) else {
+            break;
+        };
         for e in &page {
             if !v.feed(e.seq, &e.kind, &e.body, &e.prev_hash, &e.hash) {
                 break 'pages;
@@ -144,11 +156,20 @@ pub fn from_reader(mut reader: impl BufRead) -> std::io::Result<Report> {
         let entry: Line<'_> = match serde_json::from_str(&line) {
             Ok(e) => e,
             Err(e) => {
-                v.problem = Some(ChainBreak { seq: v.checker.checked() + 1, reason: format!("line {number}: not an entry: {e}") });
+                v.problem = Some(ChainBreak {
+                    seq: v.checker.checked() + 1,
+                    reason: format!("line {number}: not an entry: {e}"),
+                });
                 break;
             }
         };
-        if !v.feed(entry.seq, &entry.kind, entry.body.get(), &entry.prev_hash, &entry.hash) {
+        if !v.feed(
+            entry.seq,
+            &entry.kind,
+            entry.body.get(),
+            &entry.prev_hash,
+            &entry.hash,
+        ) {
             break;
         }
     }

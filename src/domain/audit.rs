@@ -104,7 +104,10 @@ pub struct ChainChecker {
 
 impl Default for ChainChecker {
     fn default() -> Self {
-        Self { expected_seq: 1, prev: GENESIS }
+        Self {
+            expected_seq: 1,
+            prev: GENESIS,
+        }
     }
 }
 
@@ -143,12 +146,17 @@ impl ChainChecker {
             )));
         }
         if e.kind != e.body_kind {
-            return Err(fail(format!("kind {:?} differs from the body's kind {:?}", e.kind, e.body_kind)));
+            return Err(fail(format!(
+                "kind {:?} differs from the body's kind {:?}",
+                e.kind, e.body_kind
+            )));
         }
-        let claimed = from_hex(e.hash).ok_or_else(|| fail(format!("hash {:?} is not 64 hex digits", e.hash)))?;
+        let claimed = from_hex(e.hash)
+            .ok_or_else(|| fail(format!("hash {:?} is not 64 hex digits", e.hash)))?;
         let mut hash = link(&self.prev, e.body);
         if hash != claimed {
-            let body: Value = serde_json::from_str(e.body).map_err(|x| fail(format!("body is not JSON: {x}")))?;
+            let body: Value =
+                serde_json::from_str(e.body).map_err(|x| fail(format!("body is not JSON: {x}")))?;
             let text = canonical(&body).map_err(|x| fail(x.to_string()))?;
             hash = link(&self.prev, &text);
             if hash != claimed {
@@ -236,6 +244,26 @@ mod tests {
         assert_eq!(from_hex("AB"), None);
     }
 
+    /// The worked example in docs/audit-chain.md, checked against what Python's standard
+    /// library computes for it.
+    #[test]
+    fn the_documented_worked_example_holds() {
+        let body = json!({"kind": "category.created", "at": "2026-06-01T08:00:00.000000Z",
+            "actor": {"staff_id": "3", "username": "li.organizer", "role": "organizer"},
+            "campaign_id": "1", "category": {"id": "2", "name": "护士", "winners": 10}});
+        let text = canonical(&body).unwrap();
+        assert_eq!(
+            text,
+            r#"{"actor":{"role":"organizer","staff_id":"3","username":"li.organizer"},"at":"2026-06-01T08:00:00.000000Z","campaign_id":"1","category":{"id":"2","name":"护士","winners":10},"kind":"category.created"}"#
+        );
+        let prev =
+            from_hex("5f0c3a0e8f4d7e2b9a1c6d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6").unwrap();
+        assert_eq!(
+            to_hex(&link(&prev, &text)),
+            "eb5cefbafd4c3578703418e6113b482635df4ec48f523ab40b5cc6fea0fbb682"
+        );
+    }
+
     fn chain(bodies: &[Value]) -> Vec<Entry> {
         let mut prev = GENESIS;
         bodies
@@ -262,7 +290,14 @@ mod tests {
             // Pretty-printed on purpose: the checker must judge the canonical form.
             let text = serde_json::to_string_pretty(&e.body).unwrap();
             let body_kind = e.body["kind"].as_str().unwrap_or_default();
-            let r = EntryRef { seq: e.seq, kind: &e.kind, body_kind, body: &text, prev_hash: &e.prev_hash, hash: &e.hash };
+            let r = EntryRef {
+                seq: e.seq,
+                kind: &e.kind,
+                body_kind,
+                body: &text,
+                prev_hash: &e.prev_hash,
+                hash: &e.hash,
+            };
             c.check(&r).err()
         })
     }

@@ -182,7 +182,10 @@ pub struct BodyHead<'a> {
 impl Snapshot {
     /// Applies the state a body records (read with [`BodyHead`]).
     pub fn apply_head(&mut self, seq: i64, head: &BodyHead<'_>) -> Result<(), String> {
-        fn read<T: serde::de::DeserializeOwned>(raw: &serde_json::value::RawValue, key: &str) -> Result<T, String> {
+        fn read<T: serde::de::DeserializeOwned>(
+            raw: &serde_json::value::RawValue,
+            key: &str,
+        ) -> Result<T, String> {
             serde_json::from_str(raw.get()).map_err(|e| format!("{key}: {e}"))
         }
         if let Some(raw) = head.campaign {

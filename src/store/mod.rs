@@ -391,7 +391,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Entry>>;
     /// Entries with their bodies as the stored (canonical) text, for verification.
-    async fn audit_entries_raw(&self, campaign_id: i64, after_seq: i64, limit: u32) -> StoreResult<Vec<RawEntry>>;
+    async fn audit_entries_raw(
+        &self,
+        campaign_id: i64,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RawEntry>>;
     /// The campaign's current state as the database holds it, to compare with the chain's.
     async fn snapshot(&self, campaign_id: i64) -> StoreResult<Snapshot>;
 }
