@@ -114,3 +114,81 @@ async fn ready_is_503_naming_the_database_when_postgres_goes_away() {
     let r = app.get("/api/v1/campaigns", None).await;
     r.assert_error(503, "unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("dev_login", "true")]).await;
+    let doc = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    let paths = doc.body["paths"].as_object().unwrap();
+    let expected = [
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
+        ("/metrics", "get"),
+        ("/api/v1/openapi.json", "get"),
+        ("/api/v1/auth/wechat", "post"),
+        ("/api/v1/auth/dev", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/campaigns", "get"),
+        ("/api/v1/campaigns/{campaign_id}", "get"),
+        ("/api/v1/campaigns/{campaign_id}/candidates", "get"),
+        (
+            "/api/v1/campaigns/{campaign_id}/candidates/{candidate_id}",
+            "get",
+        ),
+        ("/api/v1/campaigns/{campaign_id}/targets", "get"),
+        ("/api/v1/campaigns/{campaign_id}/audit/head", "get"),
+        ("/api/v1/campaigns/{campaign_id}/audit/entries", "get"),
+        ("/api/v1/campaigns/{campaign_id}/audit/export", "get"),
+        ("/api/v1/admin/login", "post"),
+        ("/api/v1/admin/logout", "post"),
+        ("/api/v1/admin/me", "get"),
+        ("/api/v1/admin/users", "get"),
+        ("/api/v1/admin/campaigns", "post"),
+        ("/api/v1/admin/campaigns", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}", "patch"),
+        ("/api/v1/admin/campaigns/{campaign_id}/open", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/categories", "post"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/categories/{category_id}",
+            "patch",
+        ),
+        ("/api/v1/admin/campaigns/{campaign_id}/candidates", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/candidates", "get"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/candidates/import",
+            "post",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/candidates/{candidate_id}/approve",
+            "post",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/candidates/{candidate_id}/reject",
+            "post",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/candidates/{candidate_id}/withdraw",
+            "post",
+        ),
+        ("/api/v1/admin/campaigns/{campaign_id}/targets", "post"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/targets/import",
+            "post",
+        ),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not described"
+        );
+    }
+    let described: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        described,
+        expected.len(),
+        "a route in the document that this list does not know"
+    );
+    assert!(doc.body["components"]["securitySchemes"]["staff"].is_object());
+}
