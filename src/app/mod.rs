@@ -5,6 +5,7 @@ pub mod citizen_auth;
 pub mod imports;
 pub mod staff_auth;
 pub mod verify;
+pub mod vote;
 
 use std::sync::Arc;
 

@@ -1,4 +1,6 @@
-//! In-process counters for the embedded default (one instance, no Redis).
+//! In-process counters for the embedded default (one instance, no Redis). One lock guards
+//! all state, so a ballot's quotas are checked and taken as atomically as the Redis script
+//! does it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,12 +8,27 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CounterResult, Counters};
+use super::{CounterResult, Counters, QuotaOutcome, QuotaRequest, day_key, total_key, votes_key};
+
+#[derive(Default)]
+struct State {
+    values: HashMap<String, (i64, Instant)>,
+    hashes: HashMap<String, HashMap<i64, i64>>,
+}
 
 #[derive(Default)]
 pub struct MemoryCounters {
-    values: Mutex<HashMap<String, (i64, Instant)>>,
+    state: Mutex<State>,
 }
+
+impl MemoryCounters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The day total lives under this field of a day hash (candidate ids are positive).
+const DAY_TOTAL: i64 = 0;
 
 #[async_trait]
 impl Counters for MemoryCounters {
@@ -25,8 +42,11 @@ impl Counters for MemoryCounters {
 
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> CounterResult<i64> {
         let now = Instant::now();
-        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = values.entry(key.to_string()).or_insert((0, now + ttl));
+        let mut state = self.lock();
+        let entry = state
+            .values
+            .entry(key.to_string())
+            .or_insert((0, now + ttl));
         if entry.1 <= now {
             *entry = (0, now + ttl);
         }
@@ -35,10 +55,102 @@ impl Counters for MemoryCounters {
     }
 
     async fn get(&self, key: &str) -> CounterResult<i64> {
-        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(match values.get(key) {
+        Ok(match self.lock().values.get(key) {
             Some((v, expires)) if *expires > Instant::now() => *v,
             _ => 0,
         })
+    }
+
+    async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        match state.values.get(key) {
+            Some((_, expires)) if *expires > now => Ok(false),
+            _ => {
+                state.values.insert(key.to_string(), (1, now + ttl));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release(&self, key: &str) -> CounterResult<()> {
+        self.lock().values.remove(key);
+        Ok(())
+    }
+
+    async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome> {
+        let n = q.candidates.len() as i64;
+        let mut state = self.lock();
+        let total = state
+            .hashes
+            .get(&total_key(q))
+            .and_then(|h| h.get(&DAY_TOTAL))
+            .copied()
+            .unwrap_or(0);
+        let day = state.hashes.entry(day_key(q)).or_default();
+        let used_today = day.get(&DAY_TOTAL).copied().unwrap_or(0);
+        if used_today + n > q.votes_per_day as i64 {
+            return Ok(QuotaOutcome::DailyExhausted);
+        }
+        if let Some(limit) = q.votes_per_campaign
+            && total + n > limit as i64
+        {
+            return Ok(QuotaOutcome::CampaignExhausted);
+        }
+        if let Some(c) = q
+            .candidates
+            .iter()
+            .find(|c| day.get(c).copied().unwrap_or(0) + 1 > q.votes_per_candidate_per_day as i64)
+        {
+            return Ok(QuotaOutcome::CandidateLimit(*c));
+        }
+        for c in q.candidates {
+            *day.entry(*c).or_default() += 1;
+        }
+        *day.entry(DAY_TOTAL).or_default() += n;
+        *state
+            .hashes
+            .entry(total_key(q))
+            .or_default()
+            .entry(DAY_TOTAL)
+            .or_default() += n;
+        Ok(QuotaOutcome::Taken {
+            remaining_today: (q.votes_per_day as i64 - used_today - n).max(0) as u32,
+        })
+    }
+
+    async fn give_back(&self, q: &QuotaRequest<'_>) -> CounterResult<()> {
+        let n = q.candidates.len() as i64;
+        let mut state = self.lock();
+        let day = state.hashes.entry(day_key(q)).or_default();
+        for c in q.candidates {
+            *day.entry(*c).or_default() -= 1;
+        }
+        *day.entry(DAY_TOTAL).or_default() -= n;
+        *state
+            .hashes
+            .entry(total_key(q))
+            .or_default()
+            .entry(DAY_TOTAL)
+            .or_default() -= n;
+        Ok(())
+    }
+
+    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()> {
+        let mut state = self.lock();
+        let votes = state.hashes.entry(votes_key(campaign_id)).or_default();
+        for c in candidates {
+            *votes.entry(*c).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {
+        Ok(self
+            .lock()
+            .hashes
+            .get(&votes_key(campaign_id))
+            .cloned()
+            .unwrap_or_default())
     }
 }

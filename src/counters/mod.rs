@@ -5,10 +5,13 @@
 mod memory;
 mod redis;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
+use sha2::Digest;
 
 pub use self::memory::MemoryCounters;
 pub use self::redis::RedisCounters;
@@ -22,6 +25,49 @@ pub enum CounterError {
 
 pub type CounterResult<T> = Result<T, CounterError>;
 
+/// The quotas one ballot asks for.
+#[derive(Debug, Clone)]
+pub struct QuotaRequest<'a> {
+    pub campaign_id: i64,
+    pub voter: &'a str,
+    /// The quota day in the campaign's time zone.
+    pub day: NaiveDate,
+    pub candidates: &'a [i64],
+    pub votes_per_day: u32,
+    pub votes_per_candidate_per_day: u32,
+    pub votes_per_campaign: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaOutcome {
+    Taken { remaining_today: u32 },
+    DailyExhausted,
+    CandidateLimit(i64),
+    CampaignExhausted,
+}
+
+/// Key names, shared by both implementations. Every key of a campaign carries the campaign in
+/// a hash tag, `{c<id>}`, so that Redis Cluster keeps a campaign's keys (and the scripts that
+/// touch several of them) on one shard.
+pub fn day_key(q: &QuotaRequest<'_>) -> String {
+    format!("{{c{}}}:day:{}:{}", q.campaign_id, q.day, q.voter)
+}
+
+pub fn total_key(q: &QuotaRequest<'_>) -> String {
+    format!("{{c{}}}:total:{}", q.campaign_id, q.voter)
+}
+
+pub fn idempotency_key(campaign_id: i64, voter: &str, key: &str) -> String {
+    format!(
+        "{{c{campaign_id}}}:idem:{voter}:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}
+
+pub fn votes_key(campaign_id: i64) -> String {
+    format!("{{c{campaign_id}}}:votes")
+}
+
 #[async_trait]
 pub trait Counters: Send + Sync + 'static {
     /// `"redis"` or `"memory"`, for logs and readiness.
@@ -31,6 +77,17 @@ pub trait Counters: Send + Sync + 'static {
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> CounterResult<i64>;
     /// The value of `key`, 0 when absent or expired.
     async fn get(&self, key: &str) -> CounterResult<i64>;
+    /// Takes a short-lived exclusive claim on `key` (false when someone holds it).
+    async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool>;
+    async fn release(&self, key: &str) -> CounterResult<()>;
+    /// Checks and takes every quota of a ballot at once, or none.
+    async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome>;
+    /// Returns what `take_quota` took (the ledger did not commit).
+    async fn give_back(&self, q: &QuotaRequest<'_>) -> CounterResult<()>;
+    /// Adds one vote to each candidate's live count.
+    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()>;
+    /// Live counts by candidate.
+    async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>>;
 }
 
 pub fn connect(settings: &Settings) -> CounterResult<Arc<dyn Counters>> {

@@ -11,9 +11,21 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
-use super::{CounterError, CounterResult, Counters};
+use std::collections::HashMap;
+
+use super::{
+    CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, day_key, total_key,
+    votes_key,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// A voter's day hash outlives its day by a day, whatever the time zone.
+const DAY_TTL_SECS: u64 = 2 * 24 * 3600;
+
+static TAKE_QUOTA: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("take_quota.lua")));
+static GIVE_BACK: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
 pub struct RedisCounters {
     client: redis::Client,
@@ -119,5 +131,89 @@ impl Counters for RedisCounters {
         self.run(|mut c| async move { c.get::<_, Option<i64>>(&key).await })
             .await
             .map(|v| v.unwrap_or(0))
+    }
+
+    async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {
+        let key = self.key(key);
+        let ms = ttl.as_millis().max(1) as u64;
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query_async::<Option<String>>(&mut c)
+                .await
+        })
+        .await
+        .map(|set| set.is_some())
+    }
+
+    async fn release(&self, key: &str) -> CounterResult<()> {
+        let key = self.key(key);
+        self.run(|mut c| async move { c.del::<_, ()>(&key).await })
+            .await
+    }
+
+    async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome> {
+        let (day, total) = (self.key(&day_key(q)), self.key(&total_key(q)));
+        let per_campaign = q.votes_per_campaign.map(i64::from).unwrap_or(-1);
+        let reply: Vec<i64> = self
+            .run(|mut c| async move {
+                let mut inv = TAKE_QUOTA.key(&day);
+                inv.key(&total)
+                    .arg(q.votes_per_day)
+                    .arg(q.votes_per_candidate_per_day)
+                    .arg(per_campaign)
+                    .arg(DAY_TTL_SECS);
+                for id in q.candidates {
+                    inv.arg(*id);
+                }
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match reply.as_slice() {
+            [0, remaining] => QuotaOutcome::Taken {
+                remaining_today: (*remaining).max(0) as u32,
+            },
+            [1] => QuotaOutcome::DailyExhausted,
+            [2, candidate] => QuotaOutcome::CandidateLimit(*candidate),
+            [3] => QuotaOutcome::CampaignExhausted,
+            other => return Err(unavailable(format!("take_quota answered {other:?}"))),
+        })
+    }
+
+    async fn give_back(&self, q: &QuotaRequest<'_>) -> CounterResult<()> {
+        let (day, total) = (self.key(&day_key(q)), self.key(&total_key(q)));
+        self.run(|mut c| async move {
+            let mut inv = GIVE_BACK.key(&day);
+            inv.key(&total);
+            for id in q.candidates {
+                inv.arg(*id);
+            }
+            inv.invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()> {
+        let key = self.key(&votes_key(campaign_id));
+        self.run(|mut c| async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for id in candidates {
+                pipe.hincr(&key, *id, 1).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {
+        let key = self.key(&votes_key(campaign_id));
+        self.run(|mut c| async move { c.hgetall::<_, HashMap<i64, i64>>(&key).await })
+            .await
     }
 }

@@ -2,6 +2,7 @@
 //! plain unit tests, and the rest of the service trusts a value once it has one of these types.
 
 pub mod audit;
+pub mod ballot;
 pub mod campaign;
 pub mod import;
 pub mod keyed;

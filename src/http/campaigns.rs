@@ -76,6 +76,9 @@ pub struct CandidateView {
     pub title: String,
     pub photo_url: String,
     pub story: String,
+    /// Live votes, only when the campaign shows counts live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<i64>,
 }
 
 impl From<Candidate> for CandidateView {
@@ -90,6 +93,7 @@ impl From<Candidate> for CandidateView {
             title: c.title,
             photo_url: c.photo_url,
             story: c.story,
+            votes: None,
         }
     }
 }
@@ -192,7 +196,22 @@ pub async fn candidates(
     let next_cursor = (found.len() == limit as usize)
         .then(|| found.last().map(|c| c.number.to_string()))
         .flatten();
-    let items: Vec<CandidateView> = found.into_iter().map(Into::into).collect();
+    let live = campaign.rules.show_counts == crate::domain::campaign::ShowCounts::Live;
+    let votes = if live {
+        Some(services.counters.votes(campaign.id).await?)
+    } else {
+        None
+    };
+    let items: Vec<CandidateView> = found
+        .into_iter()
+        .map(|c| {
+            let count = votes.as_ref().map(|v| v.get(&c.id).copied().unwrap_or(0));
+            CandidateView {
+                votes: count,
+                ..c.into()
+            }
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 

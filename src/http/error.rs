@@ -55,6 +55,15 @@ pub enum ApiError {
         message: String,
         rows: Vec<crate::domain::import::RowError>,
     },
+    /// A refusal by a rule of the service (quotas, windows, ballots), with its own code and
+    /// details.
+    #[error("refused: {code}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Map<String, Value>,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -84,6 +93,7 @@ impl ApiError {
             Self::Unavailable { .. } => "unavailable",
             Self::Conflict { code, .. } => code,
             Self::ImportRejected { .. } => "import_rejected",
+            Self::Refused { code, .. } => code,
             Self::Internal(_) => "internal",
         }
     }
@@ -106,6 +116,7 @@ impl ApiError {
             Self::Conflict { message, .. } | Self::ImportRejected { message, .. } => {
                 message.clone()
             }
+            Self::Refused { message, .. } => message.clone(),
             Self::Internal(_) => "服务器内部错误，请稍后再试".into(),
         }
     }
@@ -119,6 +130,11 @@ impl ApiError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::Unavailable { .. } => Some(5),
+            Self::Refused { details, .. } => details
+                .get("resets_at")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| (t.with_timezone(&Utc) - Utc::now()).num_seconds().max(1) as u64),
             _ => None,
         }
     }
@@ -137,6 +153,9 @@ impl ApiError {
             }
             Self::Unavailable { part, .. } => {
                 error.insert("part".into(), (*part).into());
+            }
+            Self::Refused { details, .. } => {
+                error.extend(details.clone());
             }
             Self::ImportRejected { rows, .. } => {
                 error.insert(
@@ -190,6 +209,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::AccountLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refused { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -271,6 +291,83 @@ impl From<CounterError> for ApiError {
         Self::Unavailable {
             part: "counters",
             message: "计数服务暂时不可用，请稍后再试",
+        }
+    }
+}
+
+impl ApiError {
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Self::Refused { details, .. } = &mut self {
+            details.insert(key.into(), value.into());
+        }
+        self
+    }
+}
+
+impl From<crate::app::vote::VoteError> for ApiError {
+    fn from(e: crate::app::vote::VoteError) -> Self {
+        use crate::app::vote::VoteError as V;
+        let when = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match e {
+            V::NotFound => Self::NotFound,
+            V::VotingClosed => {
+                Self::refused(StatusCode::CONFLICT, "voting_closed", "当前不在投票时间内")
+            }
+            V::Invalid(message) => {
+                Self::refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid_ballot", message)
+            }
+            V::DailyExhausted { resets_at } => Self::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "daily_quota_exhausted",
+                "今日票数已用完，请明天再来",
+            )
+            .with("resets_at", when(resets_at)),
+            V::CandidateLimit {
+                candidate_id,
+                resets_at,
+            } => Self::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "candidate_daily_limit",
+                "今天已为该候选人投过票，请明天再来",
+            )
+            .with("candidate_id", candidate_id.to_string())
+            .with("resets_at", when(resets_at)),
+            V::CampaignExhausted => Self::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "campaign_quota_exhausted",
+                "您在本次活动中的票数已用完",
+            )
+            .with("resets_at", Value::Null),
+            V::KeyReused => Self::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "该请求编号已用于另一次投票",
+            ),
+            V::InProgress => Self::refused(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "相同请求正在处理中，请稍后查看投票记录",
+            ),
+            V::Counters(c) => c.into(),
+            V::Store(s) => match s {
+                StoreError::Database(_) => {
+                    tracing::error!(error = %s, "ballot not recorded");
+                    Self::Unavailable {
+                        part: "database",
+                        message: "投票服务暂时不可用，您的投票未被记录，请稍后再试",
+                    }
+                }
+                other => other.into(),
+            },
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod ballots;
 pub mod campaigns;
 pub mod error;
 pub mod extract;
@@ -75,6 +76,10 @@ where
         .service(campaigns::candidates)
         .service(campaigns::candidate)
         .service(campaigns::targets)
+        .service(ballots::cast)
+        .service(ballots::receipt)
+        .service(ballots::my_ballots)
+        .service(ballots::leaderboard)
         .service(audit::head)
         .service(audit::entries)
         .service(audit::export)

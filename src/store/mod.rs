@@ -188,6 +188,33 @@ pub struct RawEntry {
     pub hash: String,
 }
 
+/// A ballot to record: checked, its quotas taken.
+#[derive(Debug, Clone)]
+pub struct NewBallot {
+    pub campaign_id: i64,
+    pub voter_id: String,
+    pub candidate_ids: Vec<i64>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub remaining_today: u32,
+    pub cast_at: DateTime<Utc>,
+}
+
+/// A recorded ballot and its place in the chain.
+#[derive(Debug, Clone)]
+pub struct Ballot {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub voter_id: String,
+    pub candidate_ids: Vec<i64>,
+    pub request_hash: String,
+    pub remaining_today: u32,
+    pub seq: i64,
+    pub receipt: String,
+    pub status: String,
+    pub cast_at: DateTime<Utc>,
+}
+
 /// Where a new target hangs in the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetParent {
@@ -381,6 +408,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Candidate>>;
     async fn get_candidate(&self, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate>;
     async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>>;
+
+    // Ballots.
+    /// The approved candidates among `ids` (others are not in the campaign or not approved).
+    async fn approved_among(&self, campaign_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>>;
+    /// Records a ballot and its audit entry in one transaction. A second ballot with the same
+    /// voter and idempotency key is `StoreError::Conflict("idempotency key")`.
+    async fn record_ballot(&self, b: &NewBallot) -> StoreResult<Ballot>;
+    async fn ballot_by_key(
+        &self,
+        campaign_id: i64,
+        voter_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Ballot>>;
+    async fn ballot_by_receipt(&self, receipt: &str) -> StoreResult<Option<Ballot>>;
+    async fn ballots_of_voter(
+        &self,
+        voter_id: &str,
+        campaign_id: Option<i64>,
+    ) -> StoreResult<Vec<Ballot>>;
+    /// Counted votes per candidate, from the ledger.
+    async fn ledger_votes(
+        &self,
+        campaign_id: i64,
+    ) -> StoreResult<std::collections::HashMap<i64, i64>>;
 
     // The audit chain.
     async fn audit_head(&self, campaign_id: i64) -> StoreResult<(i64, String)>;

@@ -163,8 +163,124 @@ macro_rules! sql_store {
             candidate_from_row(&row)
         }
 
+        fn ballot_from_row(r: &DbRow) -> StoreResult<Ballot> {
+            let ids: Vec<String> = decode_json("candidate_ids", r.try_get("candidate_ids")?)?;
+            Ok(Ballot {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                voter_id: r.try_get("voter_id")?,
+                candidate_ids: ids.iter().filter_map(|i| i.parse().ok()).collect(),
+                request_hash: r.try_get("request_hash")?,
+                remaining_today: r.try_get::<i32, _>("remaining_today")?.max(0) as u32,
+                seq: r.try_get("seq")?,
+                receipt: r.try_get("receipt")?,
+                status: r.try_get("status")?,
+                cast_at: r.try_get("cast_at")?,
+            })
+        }
+
         #[async_trait]
         impl Store for $store {
+            async fn approved_among(&self, campaign_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>> {
+                let mut sql: QueryBuilder<$db> =
+                    QueryBuilder::new("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = ");
+                sql.push_bind(campaign_id).push(" AND id IN (");
+                let mut list = sql.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                sql.push(")");
+                Ok(sql.build_query_scalar().fetch_all(&self.pool).await?)
+            }
+
+            async fn record_ballot(&self, b: &NewBallot) -> StoreResult<Ballot> {
+                let ids: Vec<String> = b.candidate_ids.iter().map(|i| i.to_string()).collect();
+                let body = json!({
+                    "kind": "ballot",
+                    "at": b.cast_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "campaign_id": b.campaign_id.to_string(),
+                    "voter_id": b.voter_id,
+                    "candidate_ids": ids,
+                });
+                let mut tx = self.pool.begin_with($begin).await?;
+                let entry = append(&mut tx, b.campaign_id, vec![body]).await?.pop().ok_or(StoreError::NotFound)?;
+                let row = sqlx::query(
+                    "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, remaining_today, \
+                     seq, receipt, cast_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
+                )
+                .bind(b.campaign_id)
+                .bind(&b.voter_id)
+                .bind(json_text(&ids)?)
+                .bind(&b.idempotency_key)
+                .bind(&b.request_hash)
+                .bind(b.remaining_today as i32)
+                .bind(entry.seq)
+                .bind(&entry.hash)
+                .bind(b.cast_at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "idempotency key"))?;
+                let ballot = ballot_from_row(&row)?;
+                for c in &b.candidate_ids {
+                    sqlx::query("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) VALUES ($1, $2, $3)")
+                        .bind(ballot.id)
+                        .bind(b.campaign_id)
+                        .bind(*c)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(ballot)
+            }
+
+            async fn ballot_by_key(&self, campaign_id: i64, voter_id: &str, key: &str) -> StoreResult<Option<Ballot>> {
+                let row = sqlx::query(
+                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
+                     FROM ballots WHERE campaign_id = $1 AND voter_id = $2 AND idempotency_key = $3",
+                )
+                .bind(campaign_id)
+                .bind(voter_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(ballot_from_row).transpose()
+            }
+
+            async fn ballot_by_receipt(&self, receipt: &str) -> StoreResult<Option<Ballot>> {
+                let row = sqlx::query(
+                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
+                     FROM ballots WHERE receipt = $1",
+                )
+                .bind(receipt)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(ballot_from_row).transpose()
+            }
+
+            async fn ballots_of_voter(&self, voter_id: &str, campaign_id: Option<i64>) -> StoreResult<Vec<Ballot>> {
+                let rows = sqlx::query(
+                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
+                     FROM ballots WHERE voter_id = $1 AND ($2 IS NULL OR campaign_id = $2) ORDER BY id DESC LIMIT 500",
+                )
+                .bind(voter_id)
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(ballot_from_row).collect()
+            }
+
+            async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<std::collections::HashMap<i64, i64>> {
+                let rows = sqlx::query(
+                    "SELECT v.candidate_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
+                     WHERE v.campaign_id = $1 AND b.status = 'counted' GROUP BY v.candidate_id",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("candidate_id")?, r.try_get("n")?))).collect()
+            }
+
             fn kind(&self) -> DatabaseKind {
                 $kind
             }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod audit_chain;
+mod ballots;
 mod campaign_admin;
 mod campaigns_read;
 mod citizen_auth;

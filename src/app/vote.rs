@@ -1,0 +1,213 @@
+//! Casting a ballot. The order is what makes counts exact and nothing acknowledged lost:
+//!
+//! 1. check the ballot and the voting window; replay the first answer for a repeated
+//!    `Idempotency-Key`;
+//! 2. take every quota of the ballot in one atomic step in the counter store (all or none);
+//! 3. record the ballot and its audit entry in one ledger transaction;
+//! 4. only then count it live and answer 201. If the ledger refuses, the quotas are given
+//!    back and the citizen gets 503 — never a 201 for a ballot that is not on the record.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::Services;
+use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key};
+use crate::domain::ballot::{self, BallotError};
+use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
+use crate::domain::keyed::VoterId;
+use crate::store::{Ballot, Campaign, NewBallot, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    #[error("no such campaign")]
+    NotFound,
+    #[error("outside the voting window")]
+    VotingClosed,
+    #[error("invalid ballot: {0}")]
+    Invalid(String),
+    #[error("daily quota exhausted")]
+    DailyExhausted { resets_at: DateTime<Utc> },
+    #[error("candidate daily limit")]
+    CandidateLimit {
+        candidate_id: i64,
+        resets_at: DateTime<Utc>,
+    },
+    #[error("campaign quota exhausted")]
+    CampaignExhausted,
+    #[error("idempotency key reused with another ballot")]
+    KeyReused,
+    #[error("a request with this idempotency key is still in progress")]
+    InProgress,
+    #[error(transparent)]
+    Counters(#[from] CounterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Cast<'a> {
+    pub voter: &'a VoterId,
+    pub campaign_id: i64,
+    pub candidate_ids: &'a [String],
+    pub idempotency_key: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// What the citizen is told: the recorded ballot, and whether this answer is a replay.
+struct Recording<'a> {
+    idempotency_key: Option<&'a str>,
+    now: DateTime<Utc>,
+}
+
+pub struct Cast201 {
+    pub ballot: Ballot,
+    pub replayed: bool,
+}
+
+fn request_hash(ids: &[i64]) -> String {
+    let text: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    hex::encode(Sha256::digest(text.join(",").as_bytes()))
+}
+
+#[tracing::instrument(skip_all, fields(campaign_id = cast.campaign_id, voter_id = %cast.voter))]
+pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201, VoteError> {
+    let campaign = match services.store.get_campaign(cast.campaign_id).await {
+        Ok(c) if !c.is_draft && c.kind == Kind::Selection => c,
+        Ok(_) | Err(StoreError::NotFound) => return Err(VoteError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    if current_phase(false, &campaign.phases, cast.now) != CurrentPhase::Voting {
+        return Err(VoteError::VotingClosed);
+    }
+    let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
+        .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
+    let hash = request_hash(&ids);
+    let voter = cast.voter.as_str();
+    let Some(key) = cast.idempotency_key else {
+        return record(services, &campaign, voter, &ids, None, hash, cast.now).await;
+    };
+    // One request per key at a time, on every instance: the others wait for its answer and
+    // give it again, so racing repeats count nothing more and all see the first answer.
+    let claim = idempotency_key(campaign.id, voter, key);
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        if let Some(first) = services
+            .store
+            .ballot_by_key(campaign.id, voter, key)
+            .await?
+        {
+            return replay(first, &hash);
+        }
+        if services.counters.claim(&claim, CLAIM_TTL).await? {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(VoteError::InProgress);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let outcome = record(services, &campaign, voter, &ids, Some(key), hash, cast.now).await;
+    if let Err(e) = services.counters.release(&claim).await {
+        tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
+    }
+    outcome
+}
+
+/// How long a request holds its key, at most (a crashed holder's claim expires).
+const CLAIM_TTL: Duration = Duration::from_secs(10);
+/// How long a repeat waits for the first request's answer before answering 409.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// Checks the candidates, takes the quotas and records the ballot (steps 2–4 above).
+async fn record(
+    services: &Services,
+    campaign: &Campaign,
+    voter: &str,
+    ids: &[i64],
+    key: Option<&str>,
+    hash: String,
+    now: DateTime<Utc>,
+) -> Result<Cast201, VoteError> {
+    let cast = Recording {
+        idempotency_key: key,
+        now,
+    };
+    let approved = services.store.approved_among(campaign.id, ids).await?;
+    if approved.len() != ids.len() {
+        return Err(VoteError::Invalid("所选候选人不存在或未通过审核".into()));
+    }
+
+    let tz = ballot::zone(&campaign.timezone);
+    let quota = QuotaRequest {
+        campaign_id: campaign.id,
+        voter,
+        day: ballot::quota_day(cast.now, tz),
+        candidates: ids,
+        votes_per_day: campaign.rules.votes_per_day,
+        votes_per_candidate_per_day: campaign.rules.votes_per_candidate_per_day,
+        votes_per_campaign: campaign.rules.votes_per_campaign,
+    };
+    let resets_at = ballot::resets_at(cast.now, tz);
+    let remaining_today = match services.counters.take_quota(&quota).await? {
+        QuotaOutcome::Taken { remaining_today } => remaining_today,
+        QuotaOutcome::DailyExhausted => return Err(VoteError::DailyExhausted { resets_at }),
+        QuotaOutcome::CandidateLimit(candidate_id) => {
+            return Err(VoteError::CandidateLimit {
+                candidate_id,
+                resets_at,
+            });
+        }
+        QuotaOutcome::CampaignExhausted => return Err(VoteError::CampaignExhausted),
+    };
+
+    let new = NewBallot {
+        campaign_id: campaign.id,
+        voter_id: voter.to_string(),
+        candidate_ids: ids.to_vec(),
+        idempotency_key: cast.idempotency_key.map(str::to_string),
+        request_hash: hash.clone(),
+        remaining_today,
+        cast_at: cast.now,
+    };
+    let recorded = services.store.record_ballot(&new).await;
+    let ballot = match recorded {
+        Ok(b) => b,
+        Err(e) => {
+            // Not on the record: the quotas go back before anything is answered.
+            if let Err(g) = services.counters.give_back(&quota).await {
+                tracing::error!(error = %g, "could not give quotas back after a failed ledger write");
+            }
+            if let (StoreError::Conflict(_), Some(key)) = (&e, cast.idempotency_key)
+                && let Some(first) = services
+                    .store
+                    .ballot_by_key(campaign.id, voter, key)
+                    .await?
+            {
+                // A racing request with the same key won; answer as it was answered.
+                return replay(first, &hash);
+            }
+            tracing::error!(error = %e, "ballot not recorded; quotas given back");
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = services.counters.add_votes(campaign.id, ids).await {
+        // The ballot is on the record; the live count is rebuilt from the ledger.
+        tracing::error!(error = %e, ballot_id = ballot.id, "live count not updated");
+    }
+    tracing::info!(seq = ballot.seq, candidates = ids.len(), "ballot recorded");
+    Ok(Cast201 {
+        ballot,
+        replayed: false,
+    })
+}
+
+fn replay(first: Ballot, hash: &str) -> Result<Cast201, VoteError> {
+    if first.request_hash != hash {
+        return Err(VoteError::KeyReused);
+    }
+    Ok(Cast201 {
+        ballot: first,
+        replayed: true,
+    })
+}

@@ -1,0 +1,363 @@
+//! The vote path: exact counts under races, all-or-nothing ballots, idempotency, receipts.
+
+use futures_util::StreamExt;
+use minyi::app::verify;
+use minyi::domain::staff::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    five_hundred_racing_ballots_from_one_voter_against_a_quota_of_ten_count_exactly_ten,
+    two_thousand_voters_racing_leave_live_counts_equal_to_the_ledger,
+    a_ballot_whose_second_candidate_is_at_its_limit_counts_for_none,
+    a_repeated_idempotency_key_gives_the_first_answer_and_counts_once,
+    ballots_are_checked_and_receipts_can_be_looked_up,
+    the_leaderboard_ranks_ties_alike_and_follows_show_counts,
+);
+
+/// An open selection campaign in its voting phase with `n` approved candidates.
+async fn voting_campaign(app: &TestApp, rules: Value, n: usize) -> (String, Vec<String>, String) {
+    let org = app.staff("vote.organizer", Role::Organizer).await;
+    let now = chrono::Utc::now();
+    let r = app
+        .post(
+            "/api/v1/admin/campaigns",
+            &json!({"kind": "selection", "title": "投票测试", "rules": rules,
+                "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let cat = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/categories"),
+            &json!({"name": "医生", "winners": 3}),
+            Some(&org),
+        )
+        .await;
+    let cat = cat.body["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let c = app
+            .post(
+                &format!("/api/v1/admin/campaigns/{id}/candidates"),
+                &json!({"category_id": cat, "name": format!("医生{i}"), "unit": "示例医院"}),
+                Some(&org),
+            )
+            .await;
+        let cid = c.body["id"].as_str().unwrap().to_string();
+        app.post(
+            &format!("/api/v1/admin/campaigns/{id}/candidates/{cid}/approve"),
+            &json!({}),
+            Some(&org),
+        )
+        .await;
+        ids.push(cid);
+    }
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/open"),
+        &json!({}),
+        Some(&org),
+    )
+    .await;
+    (id, ids, org)
+}
+
+fn rules(per_day: u32, per_candidate: u32, max: u32, show: &str) -> Value {
+    json!({"votes_per_day": per_day, "votes_per_candidate_per_day": per_candidate, "max_candidates_per_ballot": max,
+           "votes_per_campaign": null, "show_counts": show})
+}
+
+async fn ballot(
+    app: &TestApp,
+    campaign: &str,
+    token: &str,
+    candidates: &[&String],
+    key: Option<&str>,
+) -> Reply {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{campaign}/ballots")))
+        .bearer_auth(token)
+        .json(&json!({"candidate_ids": candidates}));
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    Reply::from(req.send().await.unwrap()).await
+}
+
+async fn assert_counts_match_ledger(
+    app: &TestApp,
+    campaign: &str,
+) -> std::collections::HashMap<i64, i64> {
+    let id: i64 = campaign.parse().unwrap();
+    let ledger = app.services.store.ledger_votes(id).await.unwrap();
+    let live = app.services.counters.votes(id).await.unwrap();
+    let live: std::collections::HashMap<i64, i64> =
+        live.into_iter().filter(|(_, v)| *v != 0).collect();
+    assert_eq!(live, ledger, "live counts equal the ledger");
+    let report = verify::from_store(app.services.store.as_ref(), id)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+    ledger
+}
+
+async fn five_hundred_racing_ballots_from_one_voter_against_a_quota_of_ten_count_exactly_ten(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, cands, _) = voting_campaign(&app, rules(10, 10, 1, "live"), 1).await;
+    let voter = app.dev_citizen("oRacer").await;
+    let pick = [&cands[0]];
+    let replies: Vec<Reply> = futures_util::stream::iter(0..500)
+        .map(|_| ballot(&app, &id, &voter, &pick, None))
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    let accepted = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(accepted, 10);
+    for r in replies.iter().filter(|r| r.status != 201) {
+        r.assert_error(429, "daily_quota_exhausted");
+        assert!(r.body["error"]["resets_at"].is_string());
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    let mut remaining: Vec<u64> = replies
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["remaining_today"].as_u64().unwrap())
+        .collect();
+    remaining.sort();
+    assert_eq!(remaining, (0..10).collect::<Vec<_>>());
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 10);
+}
+
+async fn two_thousand_voters_racing_leave_live_counts_equal_to_the_ledger(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("db_max_connections", "16")],
+    )
+    .await;
+    let (id, cands, _) = voting_campaign(&app, rules(5, 1, 2, "live"), 20).await;
+    let tokens: Vec<String> = futures_util::stream::iter(0..2000)
+        .map(|i| {
+            let app = &app;
+            async move { app.dev_citizen(&format!("oVoter{i}")).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let replies: Vec<Reply> = futures_util::stream::iter(tokens.iter().enumerate())
+        .map(|(i, t)| {
+            let (a, b) = (&cands[i % 20], &cands[(i * 7 + 3) % 20]);
+            let pick: Vec<&String> = if a == b { vec![a] } else { vec![a, b] };
+            let (app, id) = (&app, &id);
+            async move { ballot(app, id, t, &pick, None).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(
+        replies.iter().all(|r| r.status == 201),
+        "{:?}",
+        replies.iter().find(|r| r.status != 201).map(|r| &r.text)
+    );
+    let expected: usize = (0..2000)
+        .map(|i| if i % 20 == (i * 7 + 3) % 20 { 1 } else { 2 })
+        .sum();
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>() as usize, expected);
+}
+
+async fn a_ballot_whose_second_candidate_is_at_its_limit_counts_for_none(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, _) = voting_campaign(&app, rules(10, 1, 3, "live"), 3).await;
+    let voter = app.dev_citizen("oAllOrNothing").await;
+    assert_eq!(ballot(&app, &id, &voter, &[&c[1]], None).await.status, 201);
+    let r = ballot(&app, &id, &voter, &[&c[0], &c[1], &c[2]], None).await;
+    r.assert_error(429, "candidate_daily_limit");
+    assert_eq!(r.body["error"]["candidate_id"], c[1].as_str());
+    // Nothing of the refused ballot counted, and its quota was not taken.
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.len(), 1);
+    let ok = ballot(&app, &id, &voter, &[&c[0], &c[2]], None).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    assert_eq!(ok.body["remaining_today"], 7);
+}
+
+async fn a_repeated_idempotency_key_gives_the_first_answer_and_counts_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, _) = voting_campaign(&app, rules(10, 5, 2, "live"), 2).await;
+    let voter = app.dev_citizen("oRetry").await;
+    let first = ballot(&app, &id, &voter, &[&c[0]], Some("key-1")).await;
+    assert_eq!(first.status, 201);
+    let again = ballot(&app, &id, &voter, &[&c[0]], Some("key-1")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body, "the first answer again");
+    ballot(&app, &id, &voter, &[&c[1]], Some("key-1"))
+        .await
+        .assert_error(422, "idempotency_key_reused");
+    // Racing repeats of a new key: one ballot.
+    let pick = [&c[1]];
+    let racing: Vec<Reply> = futures_util::future::join_all(
+        (0..20).map(|_| ballot(&app, &id, &voter, &pick, Some("key-2"))),
+    )
+    .await;
+    assert!(
+        racing.iter().all(|r| r.status == 201),
+        "{:?}",
+        racing.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        racing
+            .iter()
+            .all(|r| r.body["receipt"] == racing[0].body["receipt"])
+    );
+    // Another voter may use the same key.
+    let other = app.dev_citizen("oOther").await;
+    assert_ne!(
+        ballot(&app, &id, &other, &[&c[1]], Some("key-2"))
+            .await
+            .body["receipt"],
+        racing[0].body["receipt"]
+    );
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 3);
+    let mine = app
+        .get(
+            &format!("/api/v1/me/ballots?campaign_id={id}"),
+            Some(&voter),
+        )
+        .await;
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 2);
+}
+
+async fn ballots_are_checked_and_receipts_can_be_looked_up(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, org) = voting_campaign(&app, rules(10, 1, 2, "live"), 3).await;
+    let voter = app.dev_citizen("oChecker").await;
+    ballot(&app, &id, &voter, &[], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    ballot(&app, &id, &voter, &[&c[0], &c[0]], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    ballot(&app, &id, &voter, &[&c[0], &c[1], &c[2]], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    let foreign = "999999".to_string();
+    ballot(&app, &id, &voter, &[&foreign], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/candidates/{}/withdraw", c[2]),
+        &json!({"reason": "退出"}),
+        Some(&org),
+    )
+    .await;
+    ballot(&app, &id, &voter, &[&c[2]], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    // Staff tokens cannot vote; nobody votes outside the window.
+    ballot(&app, &id, &org, &[&c[0]], None)
+        .await
+        .assert_error(401, "unauthenticated");
+    let past = chrono::Utc::now() - chrono::Duration::days(3);
+    app.patch(&format!("/api/v1/admin/campaigns/{id}"), &json!({"phases": [{"phase": "voting", "starts_at": past, "ends_at": past + chrono::Duration::days(1)}]}), Some(&org))
+        .await;
+    ballot(&app, &id, &voter, &[&c[0]], None)
+        .await
+        .assert_error(409, "voting_closed");
+    app.patch(&format!("/api/v1/admin/campaigns/{id}"), &json!({"phases": [{"phase": "voting", "starts_at": past, "ends_at": chrono::Utc::now() + chrono::Duration::days(1)}]}), Some(&org))
+        .await;
+
+    let ok = ballot(&app, &id, &voter, &[&c[0], &c[1]], None).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    let receipt = ok.body["receipt"].as_str().unwrap();
+    let r = app.get(&format!("/api/v1/receipts/{receipt}"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "counted");
+    assert_eq!(r.body["seq"], ok.body["seq"]);
+    // The receipt is the hash of the ballot's entry, and the entry names the voter by id only.
+    let entries = app.entries(&id, &org).await;
+    let entry = entries.iter().find(|e| e["hash"] == receipt).unwrap();
+    assert_eq!(entry["kind"], "ballot");
+    assert_eq!(entry["body"]["candidate_ids"], json!([c[0], c[1]]));
+    assert!(!entry.to_string().contains("oChecker"));
+    app.get(&format!("/api/v1/receipts/{}", "0".repeat(64)), None)
+        .await
+        .assert_error(404, "not_found");
+}
+
+async fn the_leaderboard_ranks_ties_alike_and_follows_show_counts(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, org) = voting_campaign(&app, rules(10, 1, 3, "live"), 4).await;
+    for (i, pick) in [vec![&c[2], &c[1]], vec![&c[2], &c[1]], vec![&c[2]]]
+        .into_iter()
+        .enumerate()
+    {
+        let v = app.dev_citizen(&format!("oBoard{i}")).await;
+        assert_eq!(ballot(&app, &id, &v, &pick, None).await.status, 201);
+    }
+    let board = app
+        .get(&format!("/api/v1/campaigns/{id}/leaderboard"), None)
+        .await;
+    let rows: Vec<(u64, String, Option<i64>)> = board.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["rank"].as_u64().unwrap(),
+                r["candidate_id"].as_str().unwrap().to_string(),
+                r["votes"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, c[2].clone(), Some(3)),
+            (2, c[1].clone(), Some(2)),
+            (3, c[0].clone(), Some(0)),
+            (3, c[3].clone(), Some(0))
+        ]
+    );
+    let list = app
+        .get(&format!("/api/v1/campaigns/{id}/candidates"), None)
+        .await;
+    let votes_of_c2 = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == c[2].as_str())
+        .unwrap()["votes"]
+        .clone();
+    assert_eq!(votes_of_c2, 3);
+    let mut r = rules(10, 1, 3, "rank_only");
+    app.patch(
+        &format!("/api/v1/admin/campaigns/{id}"),
+        &json!({"rules": r}),
+        Some(&org),
+    )
+    .await;
+    let board = app
+        .get(&format!("/api/v1/campaigns/{id}/leaderboard"), None)
+        .await;
+    assert!(board.body["items"][0].get("votes").is_none());
+    assert_eq!(board.body["items"][0]["rank"], 1);
+    r["show_counts"] = json!("hidden");
+    app.patch(
+        &format!("/api/v1/admin/campaigns/{id}"),
+        &json!({"rules": r}),
+        Some(&org),
+    )
+    .await;
+    app.get(&format!("/api/v1/campaigns/{id}/leaderboard"), None)
+        .await
+        .assert_error(403, "leaderboard_hidden");
+}
