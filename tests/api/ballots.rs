@@ -15,6 +15,7 @@ on_both_backends!(
     a_repeated_idempotency_key_gives_the_first_answer_and_counts_once,
     ballots_are_checked_and_receipts_can_be_looked_up,
     the_leaderboard_ranks_ties_alike_and_follows_show_counts,
+    when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back,
 );
 
 /// An open selection campaign in its voting phase with `n` approved candidates.
@@ -360,4 +361,103 @@ async fn the_leaderboard_ranks_ties_alike_and_follows_show_counts(backend: Backe
     app.get(&format!("/api/v1/campaigns/{id}/leaderboard"), None)
         .await
         .assert_error(403, "leaderboard_hidden");
+}
+
+/// A second instance of the same deployment: same database, same Redis keys.
+async fn second_instance(first: &TestApp) -> TestApp {
+    TestApp::spawn_opts(
+        Backend::Postgres,
+        TestOptions {
+            overrides: &[("dev_login", "true")],
+            database_url: Some(first.database_url.clone()),
+            redis_url: None,
+            redis_prefix: Some(first.redis_prefix.clone()),
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_quotas_counts_idempotency_and_one_chain() {
+    let a = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
+    let b = second_instance(&a).await;
+    let (id, c, _) = voting_campaign(&a, rules(10, 10, 2, "live"), 20).await;
+
+    // One voter racing 300 ballots over both instances against a quota of 10.
+    let voter = a.dev_citizen("oTwoInstances").await;
+    let pick = [&c[0]];
+    let replies: Vec<Reply> = futures_util::stream::iter(0..300)
+        .map(|i| ballot(if i % 2 == 0 { &a } else { &b }, &id, &voter, &pick, None))
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 10);
+
+    // The same key racing on both instances: one ballot, one answer.
+    let pick = [&c[1]];
+    let keyed: Vec<Reply> = futures_util::future::join_all((0..20).map(|i| {
+        ballot(
+            if i % 2 == 0 { &a } else { &b },
+            &id,
+            &voter,
+            &pick,
+            Some("shared-key"),
+        )
+    }))
+    .await;
+    assert!(
+        keyed
+            .iter()
+            .all(|r| r.status == 429 || r.body["receipt"] == keyed[0].body["receipt"])
+    );
+
+    // A thousand voters spread over both instances.
+    let tokens: Vec<String> = futures_util::stream::iter(0..1000)
+        .map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            async move { app.dev_citizen(&format!("oShared{i}")).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let replies: Vec<Reply> = futures_util::stream::iter(tokens.iter().enumerate())
+        .map(|(i, t)| {
+            let (app, id) = (if i % 2 == 0 { &a } else { &b }, &id);
+            let pick = vec![&c[i % 20], &c[(i + 1) % 20]];
+            async move { ballot(app, id, t, &pick, None).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(
+        replies.iter().all(|r| r.status == 201),
+        "{:?}",
+        replies.iter().find(|r| r.status != 201).map(|r| &r.text)
+    );
+    let ledger = assert_counts_match_ledger(&a, &id).await;
+    let keyed_ballots = keyed.iter().any(|r| r.status == 201) as i64;
+    assert_eq!(ledger.values().sum::<i64>(), 10 + keyed_ballots + 2000);
+}
+
+async fn when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, _) = voting_campaign(&app, rules(2, 2, 1, "live"), 1).await;
+    let voter = app.dev_citizen("oOutage").await;
+    assert_eq!(ballot(&app, &id, &voter, &[&c[0]], None).await.status, 201);
+    // The ledger write fails after the quota was taken (the table is gone for a moment).
+    app.raw_sql("ALTER TABLE ballot_votes RENAME TO ballot_votes_away")
+        .await;
+    let r = ballot(&app, &id, &voter, &[&c[0]], None).await;
+    r.assert_error(503, "unavailable");
+    app.raw_sql("ALTER TABLE ballot_votes_away RENAME TO ballot_votes")
+        .await;
+    // Nothing counted, and the quota it took is back: the voter can still cast one more.
+    let ok = ballot(&app, &id, &voter, &[&c[0]], None).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    assert_eq!(ok.body["remaining_today"], 0);
+    ballot(&app, &id, &voter, &[&c[0]], None)
+        .await
+        .assert_error(429, "daily_quota_exhausted");
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 2);
 }

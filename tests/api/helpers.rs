@@ -116,6 +116,7 @@ async fn drop_stale_databases(conn: &mut sqlx::PgConnection, now: u64) {
 pub struct TestApp {
     pub address: String,
     pub database_url: String,
+    pub redis_prefix: String,
     pub client: reqwest::Client,
     pub services: minyi::app::Services,
     pub wechat: FakeWechat,
@@ -128,6 +129,8 @@ pub struct TestOptions<'a> {
     /// Point the database URL elsewhere (a cuttable proxy, say).
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Share another app's Redis keys (a second instance of one deployment).
+    pub redis_prefix: Option<String>,
 }
 
 impl TestApp {
@@ -142,6 +145,7 @@ impl TestApp {
                 overrides,
                 database_url: None,
                 redis_url: None,
+                redis_prefix: None,
             },
         )
         .await
@@ -154,7 +158,7 @@ impl TestApp {
             Some(u) => u,
             None => fresh_database(backend, &dir).await,
         };
-        let prefix = unique("t");
+        let prefix = opts.redis_prefix.unwrap_or_else(|| unique("t"));
         let mut pairs: Vec<(String, String)> = vec![
             ("bind".into(), "127.0.0.1:0".into()),
             ("database_url".into(), database_url),
@@ -182,6 +186,11 @@ impl TestApp {
             .find(|(k, _)| k == "database_url")
             .map(|(_, v)| v.clone())
             .unwrap();
+        let redis_prefix = pairs
+            .iter()
+            .find(|(k, _)| k == "redis_prefix")
+            .map(|(_, v)| v.clone())
+            .unwrap();
         let borrowed: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -196,6 +205,7 @@ impl TestApp {
         Self {
             address: format!("http://127.0.0.1:{port}"),
             database_url,
+            redis_prefix,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
