@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use minyi::app::staff_auth::{self, CreateUserError};
-use minyi::app::verify;
+use minyi::app::{recount, verify};
 use minyi::config::Settings;
 use minyi::domain::staff::Role;
 use minyi::startup::{self, Application};
@@ -45,6 +45,11 @@ enum Command {
         /// An exported chain (JSON Lines) to check without a database.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
+    },
+    /// Compare a campaign's live counts with the ledger, print any difference and repair it.
+    Reconcile {
+        #[arg(long)]
+        campaign: i64,
     },
     /// Staff account administration.
     Admin {
@@ -179,6 +184,27 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                     return Err(VerifyFailed.into());
                 }
             }
+        }
+        Command::Reconcile { campaign } => {
+            let services = startup::services(settings).await?;
+            let c = services.store.get_campaign(campaign).await?;
+            let diff = recount::differences(&services, c.id).await?;
+            let mut ids: Vec<_> = diff.keys().copied().collect();
+            ids.sort();
+            for id in &ids {
+                let (live, ledger) = diff[id];
+                println!("candidate {id}: live {live}, ledger {ledger}");
+            }
+            recount::rebuild(&services, &c, chrono::Utc::now(), true).await?;
+            let left = recount::differences(&services, c.id).await?;
+            anyhow::ensure!(
+                left.is_empty(),
+                "counts still differ after the rebuild: {left:?}"
+            );
+            println!(
+                "{} difference(s) found; counters and quotas rebuilt from the ledger",
+                ids.len()
+            );
         }
         Command::Admin {
             command:

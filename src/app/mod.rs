@@ -3,6 +3,7 @@
 
 pub mod citizen_auth;
 pub mod imports;
+pub mod recount;
 pub mod staff_auth;
 pub mod verify;
 pub mod vote;

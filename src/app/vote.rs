@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::Services;
+use super::{Services, recount};
 use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key};
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
@@ -149,7 +149,17 @@ async fn record(
         votes_per_campaign: campaign.rules.votes_per_campaign,
     };
     let resets_at = ballot::resets_at(cast.now, tz);
-    let remaining_today = match services.counters.take_quota(&quota).await? {
+    let mut outcome = services.counters.take_quota(&quota).await?;
+    if outcome == QuotaOutcome::NotReady {
+        recount::ensure_ready(services, campaign, cast.now)
+            .await
+            .map_err(|e| match e {
+                recount::RecountError::Counters(c) => VoteError::Counters(c),
+                recount::RecountError::Store(s) => VoteError::Store(s),
+            })?;
+        outcome = services.counters.take_quota(&quota).await?;
+    }
+    let remaining_today = match outcome {
         QuotaOutcome::Taken { remaining_today } => remaining_today,
         QuotaOutcome::DailyExhausted => return Err(VoteError::DailyExhausted { resets_at }),
         QuotaOutcome::CandidateLimit(candidate_id) => {
@@ -159,6 +169,11 @@ async fn record(
             });
         }
         QuotaOutcome::CampaignExhausted => return Err(VoteError::CampaignExhausted),
+        QuotaOutcome::NotReady => {
+            return Err(VoteError::Counters(CounterError::Unavailable(
+                "counters not rebuilt".into(),
+            )));
+        }
     };
 
     let new = NewBallot {
@@ -169,6 +184,7 @@ async fn record(
         request_hash: hash.clone(),
         remaining_today,
         cast_at: cast.now,
+        quota_day: quota.day,
     };
     let recorded = services.store.record_ballot(&new).await;
     let ballot = match recorded {

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CounterResult, Counters, QuotaOutcome, QuotaRequest, day_key, total_key, votes_key};
+use super::{
+    CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key, total_key,
+    votes_key,
+};
 
 #[derive(Default)]
 struct State {
@@ -81,6 +84,9 @@ impl Counters for MemoryCounters {
     async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome> {
         let n = q.candidates.len() as i64;
         let mut state = self.lock();
+        if !state.hashes.contains_key(&ready_key(q.campaign_id)) {
+            return Ok(QuotaOutcome::NotReady);
+        }
         let total = state
             .hashes
             .get(&total_key(q))
@@ -152,5 +158,42 @@ impl Counters for MemoryCounters {
             .get(&votes_key(campaign_id))
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn is_ready(&self, campaign_id: i64) -> CounterResult<bool> {
+        Ok(self.lock().hashes.contains_key(&ready_key(campaign_id)))
+    }
+
+    async fn rebuild(&self, campaign_id: i64, r: &Rebuild, force: bool) -> CounterResult<()> {
+        let tag = format!("{{c{campaign_id}}}:");
+        let mut state = self.lock();
+        if !force && state.hashes.contains_key(&ready_key(campaign_id)) {
+            return Ok(());
+        }
+        state.hashes.retain(|k, _| !k.starts_with(&tag));
+        state.values.retain(|k, _| !k.starts_with(&tag));
+        state.hashes.insert(votes_key(campaign_id), r.votes.clone());
+        for (voter, counts) in &r.day_votes {
+            let q = QuotaRequest {
+                campaign_id,
+                voter,
+                day: r.day,
+                candidates: &[],
+                votes_per_day: 0,
+                votes_per_candidate_per_day: 0,
+                votes_per_campaign: None,
+            };
+            let mut day = counts.clone();
+            day.insert(DAY_TOTAL, counts.values().sum());
+            state.hashes.insert(day_key(&q), day);
+        }
+        for (voter, total) in &r.totals {
+            let key = format!("{{c{campaign_id}}}:total:{voter}");
+            state
+                .hashes
+                .insert(key, HashMap::from([(DAY_TOTAL, *total)]));
+        }
+        state.hashes.insert(ready_key(campaign_id), HashMap::new());
+        Ok(())
     }
 }

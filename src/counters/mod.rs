@@ -40,10 +40,26 @@ pub struct QuotaRequest<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaOutcome {
-    Taken { remaining_today: u32 },
+    Taken {
+        remaining_today: u32,
+    },
     DailyExhausted,
     CandidateLimit(i64),
     CampaignExhausted,
+    /// The counters of this campaign were lost (or never built): rebuild from the ledger.
+    NotReady,
+}
+
+/// A campaign's hot state as derived from the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rebuild {
+    /// Counted votes per candidate.
+    pub votes: HashMap<i64, i64>,
+    pub day: NaiveDate,
+    /// Per voter, the day's votes per candidate.
+    pub day_votes: HashMap<String, HashMap<i64, i64>>,
+    /// Per voter, votes over the whole campaign.
+    pub totals: HashMap<String, i64>,
 }
 
 /// Key names, shared by both implementations. Every key of a campaign carries the campaign in
@@ -62,6 +78,10 @@ pub fn idempotency_key(campaign_id: i64, voter: &str, key: &str) -> String {
         "{{c{campaign_id}}}:idem:{voter}:{}",
         hex::encode(sha2::Sha256::digest(key.as_bytes()))
     )
+}
+
+pub fn ready_key(campaign_id: i64) -> String {
+    format!("{{c{campaign_id}}}:ready")
 }
 
 pub fn votes_key(campaign_id: i64) -> String {
@@ -88,6 +108,12 @@ pub trait Counters: Send + Sync + 'static {
     async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()>;
     /// Live counts by candidate.
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>>;
+    /// Whether the campaign's counters are built (false after Redis lost its data).
+    async fn is_ready(&self, campaign_id: i64) -> CounterResult<bool>;
+    /// Replaces all of a campaign's hot state with `state` and marks it ready. Unless
+    /// `force`, it does nothing when the campaign is already ready (a rebuild that comes late
+    /// or twice must not wipe quotas taken since).
+    async fn rebuild(&self, campaign_id: i64, state: &Rebuild, force: bool) -> CounterResult<()>;
 }
 
 pub fn connect(settings: &Settings) -> CounterResult<Arc<dyn Counters>> {

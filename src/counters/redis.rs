@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 use std::collections::HashMap;
 
 use super::{
-    CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, day_key, total_key,
-    votes_key,
+    CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key,
+    total_key, votes_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,6 +24,10 @@ const DAY_TTL_SECS: u64 = 2 * 24 * 3600;
 
 static TAKE_QUOTA: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("take_quota.lua")));
+static REBUILD: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("rebuild.lua")));
+/// A rebuild reads and writes a whole campaign; it gets longer than one command.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(60);
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -77,8 +81,16 @@ impl RedisCounters {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.run_for(TIMEOUT, f).await
+    }
+
+    async fn run_for<T, F, Fut>(&self, limit: Duration, f: F) -> CounterResult<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let conn = self.conn().await?;
-        match tokio::time::timeout(TIMEOUT, f(conn)).await {
+        match tokio::time::timeout(limit, f(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -158,11 +170,13 @@ impl Counters for RedisCounters {
 
     async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome> {
         let (day, total) = (self.key(&day_key(q)), self.key(&total_key(q)));
+        let ready = self.key(&ready_key(q.campaign_id));
         let per_campaign = q.votes_per_campaign.map(i64::from).unwrap_or(-1);
         let reply: Vec<i64> = self
             .run(|mut c| async move {
                 let mut inv = TAKE_QUOTA.key(&day);
                 inv.key(&total)
+                    .key(&ready)
                     .arg(q.votes_per_day)
                     .arg(q.votes_per_candidate_per_day)
                     .arg(per_campaign)
@@ -180,6 +194,7 @@ impl Counters for RedisCounters {
             [1] => QuotaOutcome::DailyExhausted,
             [2, candidate] => QuotaOutcome::CandidateLimit(*candidate),
             [3] => QuotaOutcome::CampaignExhausted,
+            [4] => QuotaOutcome::NotReady,
             other => return Err(unavailable(format!("take_quota answered {other:?}"))),
         })
     }
@@ -215,5 +230,81 @@ impl Counters for RedisCounters {
         let key = self.key(&votes_key(campaign_id));
         self.run(|mut c| async move { c.hgetall::<_, HashMap<i64, i64>>(&key).await })
             .await
+    }
+
+    async fn is_ready(&self, campaign_id: i64) -> CounterResult<bool> {
+        let key = self.key(&ready_key(campaign_id));
+        self.run(|mut c| async move { c.exists::<_, bool>(&key).await })
+            .await
+    }
+
+    async fn rebuild(&self, campaign_id: i64, r: &Rebuild, force: bool) -> CounterResult<()> {
+        // The keys the ledger speaks of are overwritten by one script, which does nothing if
+        // another rebuild already finished. Only a forced rebuild (`minyi reconcile`) also
+        // drops the campaign's other keys (quotas taken by ballots that never reached the
+        // ledger), found by the campaign's hash tag; a lazy rebuild runs after Redis lost the
+        // data, when there are none, and must not walk a large keyspace on the hot path.
+        let old: Vec<String> = if force {
+            let pattern = self.key(&format!("{{c{campaign_id}}}:*"));
+            self.run_for(REBUILD_TIMEOUT, |mut c| async move {
+                let mut keys = Vec::new();
+                let opts = redis::ScanOptions::default()
+                    .with_pattern(pattern)
+                    .with_count(1000);
+                let mut iter: redis::AsyncIter<String> = c.scan_options(opts).await?;
+                while let Some(k) = iter.next_item().await {
+                    keys.push(k?);
+                }
+                Ok(keys)
+            })
+            .await?
+        } else {
+            vec![self.key(&votes_key(campaign_id))]
+        };
+        let mut days = serde_json::Map::new();
+        let mut totals = serde_json::Map::new();
+        for (voter, counts) in &r.day_votes {
+            let q = QuotaRequest {
+                campaign_id,
+                voter,
+                day: r.day,
+                candidates: &[],
+                votes_per_day: 0,
+                votes_per_candidate_per_day: 0,
+                votes_per_campaign: None,
+            };
+            let mut fields: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|(c, n)| (c.to_string(), (*n).into()))
+                .collect();
+            fields.insert("_".into(), counts.values().sum::<i64>().into());
+            days.insert(self.key(&day_key(&q)), fields.into());
+        }
+        for (voter, total) in &r.totals {
+            totals.insert(
+                self.key(&format!("{{c{campaign_id}}}:total:{voter}")),
+                (*total).into(),
+            );
+        }
+        let state = serde_json::json!({
+            "del": old,
+            "votes_key": self.key(&votes_key(campaign_id)),
+            "votes": r.votes.iter().map(|(c, n)| (c.to_string(), *n)).collect::<HashMap<String, i64>>(),
+            "days": days,
+            "totals": totals,
+            "day_ttl": DAY_TTL_SECS,
+        })
+        .to_string();
+        let ready = self.key(&ready_key(campaign_id));
+        self.run_for(REBUILD_TIMEOUT, |mut c| async move {
+            REBUILD
+                .key(&ready)
+                .arg(&state)
+                .arg(if force { 1 } else { 0 })
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 }

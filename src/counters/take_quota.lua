@@ -3,6 +3,8 @@
 -- KEYS[1]  hash of the voter's day: field "_" = candidate-votes cast that day, field
 --          <candidate id> = votes for that candidate that day
 -- KEYS[2]  string: the voter's candidate-votes over the whole campaign
+-- KEYS[3]  the campaign's "rebuilt" marker: absent after Redis lost its data (or before the
+--          first ballot), when the quotas must first be rebuilt from the ledger
 -- ARGV[1]  votes_per_day
 -- ARGV[2]  votes_per_candidate_per_day
 -- ARGV[3]  votes_per_campaign, or -1 for no limit
@@ -10,7 +12,11 @@
 -- ARGV[5..] the ballot's candidate ids
 --
 -- Returns {0, remaining_today} when taken; {1} daily quota exhausted; {2, candidate id} that
--- candidate's daily limit reached; {3} campaign quota exhausted. Nothing changes unless 0.
+-- candidate's daily limit reached; {3} campaign quota exhausted; {4} not rebuilt yet.
+-- Nothing changes unless 0.
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return {4}
+end
 local n = #ARGV - 4
 local day_total = tonumber(redis.call('HGET', KEYS[1], '_') or '0')
 if day_total + n > tonumber(ARGV[1]) then

@@ -223,7 +223,7 @@ pub async fn leaderboard(
         .store
         .list_candidates(campaign.id, Some(CandidateStatus::Approved), &query)
         .await?;
-    let votes = services.counters.votes(campaign.id).await?;
+    let votes = crate::app::recount::live_votes(&services, &campaign).await?;
     let mut rows: Vec<(i64, &crate::store::Candidate)> = candidates
         .iter()
         .map(|c| (votes.get(&c.id).copied().unwrap_or(0), c))

@@ -198,7 +198,7 @@ pub async fn candidates(
         .flatten();
     let live = campaign.rules.show_counts == crate::domain::campaign::ShowCounts::Live;
     let votes = if live {
-        Some(services.counters.votes(campaign.id).await?)
+        Some(crate::app::recount::live_votes(&services, &campaign).await?)
     } else {
         None
     };

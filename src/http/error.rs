@@ -372,6 +372,15 @@ impl From<crate::app::vote::VoteError> for ApiError {
     }
 }
 
+impl From<crate::app::recount::RecountError> for ApiError {
+    fn from(e: crate::app::recount::RecountError) -> Self {
+        match e {
+            crate::app::recount::RecountError::Counters(c) => c.into(),
+            crate::app::recount::RecountError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {

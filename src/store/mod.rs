@@ -198,6 +198,8 @@ pub struct NewBallot {
     pub request_hash: String,
     pub remaining_today: u32,
     pub cast_at: DateTime<Utc>,
+    /// The quota day (campaign time zone) the ballot counted against.
+    pub quota_day: chrono::NaiveDate,
 }
 
 /// A recorded ballot and its place in the chain.
@@ -427,6 +429,12 @@ pub trait Store: Send + Sync + 'static {
         voter_id: &str,
         campaign_id: Option<i64>,
     ) -> StoreResult<Vec<Ballot>>;
+    /// What the counters of a campaign should hold on `day`, from the ledger.
+    async fn ledger_rebuild(
+        &self,
+        campaign_id: i64,
+        day: chrono::NaiveDate,
+    ) -> StoreResult<crate::counters::Rebuild>;
     /// Counted votes per candidate, from the ledger.
     async fn ledger_votes(
         &self,

@@ -206,7 +206,7 @@ macro_rules! sql_store {
                 let entry = append(&mut tx, b.campaign_id, vec![body]).await?.pop().ok_or(StoreError::NotFound)?;
                 let row = sqlx::query(
                     "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, remaining_today, \
-                     seq, receipt, cast_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     seq, receipt, cast_at, quota_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
                 )
                 .bind(b.campaign_id)
@@ -218,6 +218,7 @@ macro_rules! sql_store {
                 .bind(entry.seq)
                 .bind(&entry.hash)
                 .bind(b.cast_at)
+                .bind(b.quota_day.to_string())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "idempotency key"))?;
@@ -268,6 +269,34 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(ballot_from_row).collect()
+            }
+
+            async fn ledger_rebuild(&self, campaign_id: i64, day: chrono::NaiveDate) -> StoreResult<crate::counters::Rebuild> {
+                let mut r = crate::counters::Rebuild { votes: self.ledger_votes(campaign_id).await?, day, ..Default::default() };
+                // Quotas count every ballot taken, whatever its status later.
+                let rows = sqlx::query(
+                    "SELECT b.voter_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
+                     WHERE v.campaign_id = $1 GROUP BY b.voter_id",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in rows {
+                    r.totals.insert(row.try_get("voter_id")?, row.try_get("n")?);
+                }
+                let rows = sqlx::query(
+                    "SELECT b.voter_id, v.candidate_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
+                     WHERE v.campaign_id = $1 AND b.quota_day = $2 GROUP BY b.voter_id, v.candidate_id",
+                )
+                .bind(campaign_id)
+                .bind(day.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                for row in rows {
+                    let voter: String = row.try_get("voter_id")?;
+                    r.day_votes.entry(voter).or_default().insert(row.try_get("candidate_id")?, row.try_get("n")?);
+                }
+                Ok(r)
             }
 
             async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<std::collections::HashMap<i64, i64>> {

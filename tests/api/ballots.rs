@@ -19,7 +19,11 @@ on_both_backends!(
 );
 
 /// An open selection campaign in its voting phase with `n` approved candidates.
-async fn voting_campaign(app: &TestApp, rules: Value, n: usize) -> (String, Vec<String>, String) {
+pub async fn voting_campaign(
+    app: &TestApp,
+    rules: Value,
+    n: usize,
+) -> (String, Vec<String>, String) {
     let org = app.staff("vote.organizer", Role::Organizer).await;
     let now = chrono::Utc::now();
     let r = app
@@ -67,12 +71,12 @@ async fn voting_campaign(app: &TestApp, rules: Value, n: usize) -> (String, Vec<
     (id, ids, org)
 }
 
-fn rules(per_day: u32, per_candidate: u32, max: u32, show: &str) -> Value {
+pub fn rules(per_day: u32, per_candidate: u32, max: u32, show: &str) -> Value {
     json!({"votes_per_day": per_day, "votes_per_candidate_per_day": per_candidate, "max_candidates_per_ballot": max,
            "votes_per_campaign": null, "show_counts": show})
 }
 
-async fn ballot(
+pub async fn ballot(
     app: &TestApp,
     campaign: &str,
     token: &str,
@@ -90,7 +94,7 @@ async fn ballot(
     Reply::from(req.send().await.unwrap()).await
 }
 
-async fn assert_counts_match_ledger(
+pub async fn assert_counts_match_ledger(
     app: &TestApp,
     campaign: &str,
 ) -> std::collections::HashMap<i64, i64> {

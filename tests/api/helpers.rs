@@ -208,6 +208,9 @@ impl TestApp {
             redis_prefix,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Below the server's 5 s keep-alive, so a pooled connection is never reused just as
+                // the server closes it (which reads as an incomplete message).
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
             services,

@@ -3,7 +3,7 @@
 mod helpers;
 
 mod audit_chain;
-mod ballots;
+pub mod ballots;
 mod campaign_admin;
 mod campaigns_read;
 mod citizen_auth;
@@ -11,4 +11,5 @@ mod counters;
 mod errors;
 mod health;
 mod process;
+mod recovery;
 mod staff_auth;

@@ -1,0 +1,101 @@
+//! Rebuilding the hot counters from the ledger, which is the record. It happens lazily: the
+//! quota script refuses to take quotas for a campaign whose "ready" marker is missing (a new
+//! process with in-memory counters, a Redis that restarted empty or was flushed), and the
+//! vote path then rebuilds that campaign before it accepts the ballot. `minyi reconcile`
+//! compares and repairs by hand.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Services;
+use crate::counters::CounterError;
+use crate::domain::ballot;
+use crate::store::{Campaign, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecountError {
+    #[error(transparent)]
+    Counters(#[from] CounterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Rebuilds the campaign's counters unless they are built; one instance rebuilds at a time.
+pub async fn ensure_ready(
+    services: &Services,
+    campaign: &Campaign,
+    now: DateTime<Utc>,
+) -> Result<(), RecountError> {
+    // Outside the `{c<id>}:*` key space that a rebuild clears, so a rebuild never drops its
+    // own lock.
+    let lock = format!("{{c{}}}~rebuilding", campaign.id);
+    for _ in 0..500 {
+        if services.counters.is_ready(campaign.id).await? {
+            return Ok(());
+        }
+        if services
+            .counters
+            .claim(&lock, Duration::from_secs(30))
+            .await?
+        {
+            let result = rebuild(services, campaign, now, false).await;
+            services.counters.release(&lock).await?;
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(CounterError::Unavailable("rebuild of the counters did not finish".into()).into())
+}
+
+/// Replaces the campaign's counters with what the ledger says (`force`: even when they are
+/// built, as `minyi reconcile` does).
+pub async fn rebuild(
+    services: &Services,
+    campaign: &Campaign,
+    now: DateTime<Utc>,
+    force: bool,
+) -> Result<(), RecountError> {
+    let day = ballot::quota_day(now, ballot::zone(&campaign.timezone));
+    let state = services.store.ledger_rebuild(campaign.id, day).await?;
+    services
+        .counters
+        .rebuild(campaign.id, &state, force)
+        .await?;
+    tracing::warn!(
+        campaign_id = campaign.id,
+        voters_today = state.day_votes.len(),
+        "counters rebuilt from the ledger"
+    );
+    Ok(())
+}
+
+/// The campaign's live counts, rebuilt first if they were lost.
+pub async fn live_votes(
+    services: &Services,
+    campaign: &Campaign,
+) -> Result<HashMap<i64, i64>, RecountError> {
+    ensure_ready(services, campaign, Utc::now()).await?;
+    Ok(services.counters.votes(campaign.id).await?)
+}
+
+/// Live counts that differ from the ledger: candidate → (live, ledger).
+pub async fn differences(
+    services: &Services,
+    campaign_id: i64,
+) -> Result<HashMap<i64, (i64, i64)>, RecountError> {
+    let live = services.counters.votes(campaign_id).await?;
+    let ledger = services.store.ledger_votes(campaign_id).await?;
+    let mut diff = HashMap::new();
+    for id in live.keys().chain(ledger.keys()) {
+        let (a, b) = (
+            live.get(id).copied().unwrap_or(0),
+            ledger.get(id).copied().unwrap_or(0),
+        );
+        if a != b {
+            diff.insert(*id, (a, b));
+        }
+    }
+    Ok(diff)
+}
