@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{
     CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key, total_key,
-    votes_key,
+    voter_day_key, voter_total_key, votes_key,
 };
 
 #[derive(Default)]
@@ -174,21 +174,14 @@ impl Counters for MemoryCounters {
         state.values.retain(|k, _| !k.starts_with(&tag));
         state.hashes.insert(votes_key(campaign_id), r.votes.clone());
         for (voter, counts) in &r.day_votes {
-            let q = QuotaRequest {
-                campaign_id,
-                voter,
-                day: r.day,
-                candidates: &[],
-                votes_per_day: 0,
-                votes_per_candidate_per_day: 0,
-                votes_per_campaign: None,
-            };
             let mut day = counts.clone();
             day.insert(DAY_TOTAL, counts.values().sum());
-            state.hashes.insert(day_key(&q), day);
+            state
+                .hashes
+                .insert(voter_day_key(campaign_id, r.day, voter), day);
         }
         for (voter, total) in &r.totals {
-            let key = format!("{{c{campaign_id}}}:total:{voter}");
+            let key = voter_total_key(campaign_id, voter);
             state
                 .hashes
                 .insert(key, HashMap::from([(DAY_TOTAL, *total)]));

@@ -66,11 +66,19 @@ pub struct Rebuild {
 /// a hash tag, `{c<id>}`, so that Redis Cluster keeps a campaign's keys (and the scripts that
 /// touch several of them) on one shard.
 pub fn day_key(q: &QuotaRequest<'_>) -> String {
-    format!("{{c{}}}:day:{}:{}", q.campaign_id, q.day, q.voter)
+    voter_day_key(q.campaign_id, q.day, q.voter)
+}
+
+pub fn voter_day_key(campaign_id: i64, day: NaiveDate, voter: &str) -> String {
+    format!("{{c{campaign_id}}}:day:{day}:{voter}")
 }
 
 pub fn total_key(q: &QuotaRequest<'_>) -> String {
-    format!("{{c{}}}:total:{}", q.campaign_id, q.voter)
+    voter_total_key(q.campaign_id, q.voter)
+}
+
+pub fn voter_total_key(campaign_id: i64, voter: &str) -> String {
+    format!("{{c{campaign_id}}}:total:{voter}")
 }
 
 pub fn idempotency_key(campaign_id: i64, voter: &str, key: &str) -> String {

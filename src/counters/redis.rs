@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::{
     CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key,
-    total_key, votes_key,
+    total_key, voter_day_key, voter_total_key, votes_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -264,25 +264,19 @@ impl Counters for RedisCounters {
         let mut days = serde_json::Map::new();
         let mut totals = serde_json::Map::new();
         for (voter, counts) in &r.day_votes {
-            let q = QuotaRequest {
-                campaign_id,
-                voter,
-                day: r.day,
-                candidates: &[],
-                votes_per_day: 0,
-                votes_per_candidate_per_day: 0,
-                votes_per_campaign: None,
-            };
             let mut fields: serde_json::Map<String, serde_json::Value> = counts
                 .iter()
                 .map(|(c, n)| (c.to_string(), (*n).into()))
                 .collect();
             fields.insert("_".into(), counts.values().sum::<i64>().into());
-            days.insert(self.key(&day_key(&q)), fields.into());
+            days.insert(
+                self.key(&voter_day_key(campaign_id, r.day, voter)),
+                fields.into(),
+            );
         }
         for (voter, total) in &r.totals {
             totals.insert(
-                self.key(&format!("{{c{campaign_id}}}:total:{voter}")),
+                self.key(&voter_total_key(campaign_id, voter)),
                 (*total).into(),
             );
         }
