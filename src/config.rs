@@ -40,6 +40,8 @@ struct RawSettings {
     shutdown_timeout_secs: u64,
     trusted_proxies: String,
     workers: usize,
+    ballot_batch_max: usize,
+    ballot_batch_wait_ms: u64,
 }
 
 impl Default for RawSettings {
@@ -66,6 +68,8 @@ impl Default for RawSettings {
             shutdown_timeout_secs: 30,
             trusted_proxies: String::new(),
             workers: 0,
+            ballot_batch_max: 64,
+            ballot_batch_wait_ms: 2,
         }
     }
 }
@@ -107,6 +111,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// 0 means one worker per core.
     pub workers: usize,
+    /// Group commit: the most ballots in one ledger transaction, and how long a batch waits
+    /// for more after its first ballot.
+    pub ballot_batch_max: usize,
+    pub ballot_batch_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +327,8 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_secs),
             trusted_proxies,
             workers: raw.workers,
+            ballot_batch_max: raw.ballot_batch_max,
+            ballot_batch_wait: Duration::from_millis(raw.ballot_batch_wait_ms),
         })
     }
 }

@@ -67,12 +67,18 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
             "MINYI_WECHAT_APPID / MINYI_WECHAT_SECRET not set: WeChat login answers 503"
         );
     }
+    let ballots = crate::app::batcher::Batcher::start(
+        store.clone(),
+        settings.ballot_batch_max,
+        settings.ballot_batch_wait,
+    );
     Ok(Services {
         settings: Arc::new(settings),
         store,
         counters,
         wechat,
         key,
+        ballots,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Use cases. Each takes the ports it needs (store, counters, clients) through `Services`
 //! and returns domain results; HTTP types never appear here.
 
+pub mod batcher;
 pub mod citizen_auth;
 pub mod imports;
 pub mod recount;
@@ -24,4 +25,5 @@ pub struct Services {
     pub counters: Arc<dyn Counters>,
     pub wechat: WechatClient,
     pub key: ServiceKey,
+    pub ballots: batcher::Batcher,
 }

@@ -186,7 +186,7 @@ async fn record(
         cast_at: cast.now,
         quota_day: quota.day,
     };
-    let recorded = services.store.record_ballot(&new).await;
+    let recorded = services.ballots.record(new).await;
     let ballot = match recorded {
         Ok(b) => b,
         Err(e) => {

@@ -359,7 +359,7 @@ impl From<crate::app::vote::VoteError> for ApiError {
             ),
             V::Counters(c) => c.into(),
             V::Store(s) => match s {
-                StoreError::Database(_) => {
+                StoreError::Database(_) | StoreError::BatchFailed(_) => {
                     tracing::error!(error = %s, "ballot not recorded");
                     Self::Unavailable {
                         part: "database",

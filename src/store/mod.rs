@@ -42,6 +42,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("invalid: {0}")]
     Invalid(#[from] FieldError),
+    /// The batch this write was part of failed (the cause is logged once, by the batcher).
+    #[error("batch failed: {0}")]
+    BatchFailed(String),
     #[error("candidate status cannot change from {from} to {to}")]
     BadTransition { from: String, to: String },
 }
@@ -414,9 +417,10 @@ pub trait Store: Send + Sync + 'static {
     // Ballots.
     /// The approved candidates among `ids` (others are not in the campaign or not approved).
     async fn approved_among(&self, campaign_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>>;
-    /// Records a ballot and its audit entry in one transaction. A second ballot with the same
-    /// voter and idempotency key is `StoreError::Conflict("idempotency key")`.
-    async fn record_ballot(&self, b: &NewBallot) -> StoreResult<Ballot>;
+    /// Records a batch of ballots and their audit entries in one transaction (group commit).
+    /// The outer error fails the whole batch; a ballot whose voter already used its
+    /// idempotency key gets `StoreError::Conflict("idempotency key")` on its own.
+    async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>>;
     async fn ballot_by_key(
         &self,
         campaign_id: i64,

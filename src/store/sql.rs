@@ -193,46 +193,87 @@ macro_rules! sql_store {
                 Ok(sql.build_query_scalar().fetch_all(&self.pool).await?)
             }
 
-            async fn record_ballot(&self, b: &NewBallot) -> StoreResult<Ballot> {
-                let ids: Vec<String> = b.candidate_ids.iter().map(|i| i.to_string()).collect();
-                let body = json!({
-                    "kind": "ballot",
-                    "at": b.cast_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "campaign_id": b.campaign_id.to_string(),
-                    "voter_id": b.voter_id,
-                    "candidate_ids": ids,
-                });
+            async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>> {
+                let mut results: Vec<Option<StoreResult<Ballot>>> = batch.iter().map(|_| None).collect();
+                let mut campaigns: Vec<i64> = batch.iter().map(|b| b.campaign_id).collect();
+                campaigns.sort_unstable();
+                campaigns.dedup();
                 let mut tx = self.pool.begin_with($begin).await?;
-                let entry = append(&mut tx, b.campaign_id, vec![body]).await?.pop().ok_or(StoreError::NotFound)?;
-                let row = sqlx::query(
-                    "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, remaining_today, \
-                     seq, receipt, cast_at, quota_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
-                )
-                .bind(b.campaign_id)
-                .bind(&b.voter_id)
-                .bind(json_text(&ids)?)
-                .bind(&b.idempotency_key)
-                .bind(&b.request_hash)
-                .bind(b.remaining_today as i32)
-                .bind(entry.seq)
-                .bind(&entry.hash)
-                .bind(b.cast_at)
-                .bind(b.quota_day.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| conflict(e, "idempotency key"))?;
-                let ballot = ballot_from_row(&row)?;
-                for c in &b.candidate_ids {
-                    sqlx::query("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) VALUES ($1, $2, $3)")
-                        .bind(ballot.id)
+                // Campaigns in id order, so two batches never wait on each other's heads.
+                for campaign_id in campaigns {
+                    sqlx::query(concat!("SELECT seq FROM audit_heads WHERE campaign_id = $1", $lock))
+                        .bind(campaign_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    // With the head locked, keys recorded by other batches are visible: a repeat
+                    // is refused here rather than failing the whole batch on the unique index.
+                    let mut keys_in_batch: Vec<(&str, &str)> = Vec::new();
+                    let mut members = Vec::new();
+                    for (i, b) in batch.iter().enumerate().filter(|(_, b)| b.campaign_id == campaign_id) {
+                        if let Some(key) = &b.idempotency_key {
+                            let seen: Option<i64> = sqlx::query_scalar(
+                                "SELECT id FROM ballots WHERE campaign_id = $1 AND voter_id = $2 AND idempotency_key = $3",
+                            )
+                            .bind(campaign_id)
+                            .bind(&b.voter_id)
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            if seen.is_some() || keys_in_batch.contains(&(b.voter_id.as_str(), key.as_str())) {
+                                results[i] = Some(Err(StoreError::Conflict("idempotency key")));
+                                continue;
+                            }
+                            keys_in_batch.push((b.voter_id.as_str(), key.as_str()));
+                        }
+                        members.push(i);
+                    }
+                    let bodies = members
+                        .iter()
+                        .map(|i| {
+                            let b = &batch[*i];
+                            json!({
+                                "kind": "ballot",
+                                "at": b.cast_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                                "campaign_id": b.campaign_id.to_string(),
+                                "voter_id": b.voter_id,
+                                "candidate_ids": b.candidate_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect();
+                    let entries = append(&mut tx, campaign_id, bodies).await?;
+                    for (i, entry) in members.into_iter().zip(entries) {
+                        let b = &batch[i];
+                        let ids: Vec<String> = b.candidate_ids.iter().map(|c| c.to_string()).collect();
+                        let row = sqlx::query(
+                            "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, remaining_today, \
+                             seq, receipt, cast_at, quota_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                             RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
+                        )
                         .bind(b.campaign_id)
-                        .bind(*c)
-                        .execute(&mut *tx)
+                        .bind(&b.voter_id)
+                        .bind(json_text(&ids)?)
+                        .bind(&b.idempotency_key)
+                        .bind(&b.request_hash)
+                        .bind(b.remaining_today as i32)
+                        .bind(entry.seq)
+                        .bind(&entry.hash)
+                        .bind(b.cast_at)
+                        .bind(b.quota_day.to_string())
+                        .fetch_one(&mut *tx)
                         .await?;
+                        let ballot = ballot_from_row(&row)?;
+                        let mut votes: QueryBuilder<$db> =
+                            QueryBuilder::new("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) ");
+                        votes.push_values(&b.candidate_ids, |mut v, c| {
+                            v.push_bind(ballot.id).push_bind(b.campaign_id).push_bind(*c);
+                        });
+                        votes.build().execute(&mut *tx).await?;
+                        results[i] = Some(Ok(ballot));
+                    }
                 }
                 tx.commit().await?;
-                Ok(ballot)
+                Ok(results.into_iter().map(|r| r.unwrap_or(Err(StoreError::NotFound))).collect())
             }
 
             async fn ballot_by_key(&self, campaign_id: i64, voter_id: &str, key: &str) -> StoreResult<Option<Ballot>> {

@@ -16,7 +16,41 @@ on_both_backends!(
     ballots_are_checked_and_receipts_can_be_looked_up,
     the_leaderboard_ranks_ties_alike_and_follows_show_counts,
     when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back,
+    with_batches_of_one_ballot_the_counts_are_just_as_exact,
 );
+
+async fn with_batches_of_one_ballot_the_counts_are_just_as_exact(backend: Backend) {
+    let app =
+        TestApp::spawn_with(backend, &[("dev_login", "true"), ("ballot_batch_max", "1")]).await;
+    let (id, c, _) = voting_campaign(&app, rules(4, 1, 2, "live"), 6).await;
+    let tokens: Vec<String> = futures_util::stream::iter(0..200)
+        .map(|i| {
+            let app = &app;
+            async move { app.dev_citizen(&format!("oSingle{i}")).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let replies: Vec<Reply> = futures_util::stream::iter(
+        tokens
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| [(i, t), (i + 1, t), (i + 2, t)]),
+    )
+    .map(|(i, t)| {
+        let pick = vec![&c[i % 6], &c[(i + 3) % 6]];
+        let (app, id) = (&app, &id);
+        async move { ballot(app, id, t, &pick, None).await }
+    })
+    .buffer_unordered(64)
+    .collect()
+    .await;
+    // Each voter: 4 votes a day, 1 per candidate; three ballots of two each: the third
+    // always exceeds the daily 4.
+    assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 400);
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 800);
+}
 
 /// An open selection campaign in its voting phase with `n` approved candidates.
 pub async fn voting_campaign(
