@@ -1,0 +1,418 @@
+//! Load benchmark of the vote path against the real binary.
+//!
+//!     cargo bench --bench load -- postgres     # PostgreSQL + Redis (needs both on localhost)
+//!     cargo bench --bench load -- sqlite       # the embedded default
+//!
+//! Starts `minyi serve` (release build) as a child process, logs in thousands of distinct
+//! voters, then over 64 connections drives, each for a fixed time: `GET /health/live` (the
+//! ceiling of the HTTP stack here), ballots with group commit, and ballots with batches of
+//! one. Prints requests per second, p50/p99 latency, answers by code, and the service's peak
+//! memory. The load generator shares the machine's cores with the service: compare the ratios
+//! within one run, not absolute figures across machines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CONNECTIONS: usize = 64;
+const VOTERS: usize = 5_000;
+const PHASE: Duration = Duration::from_secs(10);
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-01";
+
+struct Service {
+    child: Child,
+    base: String,
+}
+
+impl Service {
+    fn start(env: &[(&str, String)], port: u16) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MINYI_DEV_LOGIN", "1")
+            .env("MINYI_LOG_LEVEL", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start minyi");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "minyi did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Peak resident memory (VmHWM) of the service, in MB.
+    fn peak_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: Value,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// A campaign with generous quotas and 20 approved candidates; returns its id and candidates.
+async fn setup(client: &reqwest::Client, base: &str, staff: &str) -> (String, Vec<String>) {
+    let now = chrono::Utc::now();
+    let (_, c) = post(
+        client,
+        format!("{base}/api/v1/admin/campaigns"),
+        json!({"kind": "selection", "title": "压测", "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}],
+               "rules": {"votes_per_day": 1000, "votes_per_candidate_per_day": 1000, "max_candidates_per_ballot": 1, "votes_per_campaign": null, "show_counts": "live"}}),
+        Some(staff),
+    )
+    .await;
+    let id = c["id"].as_str().expect("campaign created").to_string();
+    let (_, cat) = post(
+        client,
+        format!("{base}/api/v1/admin/campaigns/{id}/categories"),
+        json!({"name": "医生", "winners": 10}),
+        Some(staff),
+    )
+    .await;
+    let cat = cat["id"].as_str().unwrap().to_string();
+    let mut candidates = Vec::new();
+    for i in 0..20 {
+        let (_, cand) = post(
+            client,
+            format!("{base}/api/v1/admin/campaigns/{id}/candidates"),
+            json!({"category_id": cat, "name": format!("医生{i}"), "unit": "示例医院"}),
+            Some(staff),
+        )
+        .await;
+        let cid = cand["id"].as_str().unwrap().to_string();
+        post(
+            client,
+            format!("{base}/api/v1/admin/campaigns/{id}/candidates/{cid}/approve"),
+            json!({}),
+            Some(staff),
+        )
+        .await;
+        candidates.push(cid);
+    }
+    post(
+        client,
+        format!("{base}/api/v1/admin/campaigns/{id}/open"),
+        json!({}),
+        Some(staff),
+    )
+    .await;
+    (id, candidates)
+}
+
+struct Figures {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    codes: BTreeMap<String, u64>,
+}
+
+/// Runs `CONNECTIONS` loops for `PHASE`, each sending the request `make` builds.
+async fn drive<F>(make: F) -> Figures
+where
+    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (make, counter) = (make.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let mut latencies = Vec::new();
+            let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+            while started.elapsed() < PHASE {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let code = match make(&client, n).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body: Value = r.json().await.unwrap_or(Value::Null);
+                        match body["error"]["code"].as_str() {
+                            Some(c) => format!("{status} {c}"),
+                            None => status.to_string(),
+                        }
+                    }
+                    Err(_) => "connection error".into(),
+                };
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                *codes.entry(code).or_default() += 1;
+            }
+            (latencies, codes)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    for t in tasks {
+        let (l, c) = t.await.unwrap();
+        latencies.extend(l);
+        for (k, v) in c {
+            *codes.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let ok = codes
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .map(|(_, v)| *v)
+        .sum::<u64>();
+    Figures {
+        per_second: ok as f64 / elapsed,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        codes,
+    }
+}
+
+async fn voters(base: &str) -> Arc<Vec<String>> {
+    let client = reqwest::Client::new();
+    let mut tokens = Vec::with_capacity(VOTERS);
+    for chunk in (0..VOTERS).collect::<Vec<_>>().chunks(64) {
+        let logins = chunk.iter().map(|i| {
+            post(
+                &client,
+                format!("{base}/api/v1/auth/dev"),
+                json!({"openid": format!("bench-{i}")}),
+                None,
+            )
+        });
+        for (_, body) in futures_util::future::join_all(logins).await {
+            tokens.push(body["token"].as_str().expect("dev login").to_string());
+        }
+    }
+    Arc::new(tokens)
+}
+
+async fn ballots(
+    base: &str,
+    campaign: &str,
+    candidates: &[String],
+    tokens: Arc<Vec<String>>,
+) -> Figures {
+    let url = format!("{base}/api/v1/campaigns/{campaign}/ballots");
+    let candidates = candidates.to_vec();
+    drive(move |client, n| {
+        let voter = &tokens[(n as usize * 7919) % tokens.len()];
+        let candidate = &candidates[n as usize % candidates.len()];
+        client
+            .post(&url)
+            .bearer_auth(voter)
+            .json(&json!({"candidate_ids": [candidate]}))
+    })
+    .await
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "{name:<28} {:>9.0}/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {:?}",
+        f.per_second, f.p50_ms, f.p99_ms, f.codes
+    );
+}
+
+fn backend_env(backend: &str) -> Vec<(&'static str, String)> {
+    match backend {
+        "postgres" => {
+            let admin = std::env::var("TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let name = format!("minyi_bench_{}", std::process::id());
+            let ok = Command::new("psql")
+                .args([
+                    &admin,
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name}"),
+                    "-c",
+                    &format!("CREATE DATABASE {name}"),
+                ])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "could not create the benchmark database with psql");
+            let base = admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .unwrap_or(admin);
+            vec![
+                ("DATABASE_URL", format!("{base}/{name}")),
+                (
+                    "REDIS_URL",
+                    std::env::var("TEST_REDIS_URL")
+                        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+                ),
+                ("MINYI_REDIS_PREFIX", format!("bench{}", std::process::id())),
+                ("MINYI_SECRET", SECRET.into()),
+                ("MINYI_DB_MAX_CONNECTIONS", "16".into()),
+            ]
+        }
+        _ => {
+            let path = std::env::temp_dir().join(format!("minyi-bench-{}.db", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            vec![
+                ("DATABASE_URL", format!("sqlite:{}", path.display())),
+                ("MINYI_SECRET", SECRET.into()),
+            ]
+        }
+    }
+}
+
+fn create_staff(env: &[(&str, String)]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
+    cmd.args([
+        "admin",
+        "create-user",
+        "--username",
+        "bench.admin",
+        "--role",
+        "admin",
+    ])
+    .env_clear()
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "bench-admin-password").unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "create the benchmark admin"
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let backend = std::env::args()
+        .skip(1)
+        .find(|a| a == "postgres" || a == "sqlite")
+        .unwrap_or_else(|| "postgres".into());
+    let env = backend_env(&backend);
+    create_staff(&env);
+    println!(
+        "minyi load benchmark: {backend}, {CONNECTIONS} connections, {VOTERS} voters, {}s per phase",
+        PHASE.as_secs()
+    );
+
+    let service = Service::start(&env, free_port());
+    let client = reqwest::Client::new();
+    let (_, login) = post(
+        &client,
+        format!("{}/api/v1/admin/login", service.base),
+        json!({"username": "bench.admin", "password": "bench-admin-password"}),
+        None,
+    )
+    .await;
+    let staff = login["token"].as_str().expect("staff login").to_string();
+    let (campaign, candidates) = setup(&client, &service.base, &staff).await;
+    let tokens = voters(&service.base).await;
+
+    let live_url = format!("{}/health/live", service.base);
+    let live = drive(move |client, _| client.get(&live_url)).await;
+    print("GET /health/live", &live);
+    let grouped = ballots(&service.base, &campaign, &candidates, tokens.clone()).await;
+    print("ballots, group commit", &grouped);
+    let peak = service.peak_mb();
+    drop(service);
+
+    let mut single_env = env.clone();
+    single_env.push(("MINYI_BALLOT_BATCH_MAX", "1".into()));
+    let single_service = Service::start(&single_env, free_port());
+    let single = ballots(
+        &single_service.base,
+        &campaign,
+        &candidates,
+        voters(&single_service.base).await,
+    )
+    .await;
+    print("ballots, batches of one", &single);
+    drop(single_service);
+
+    println!("service peak memory (group commit run): {peak:.0} MB");
+    println!(
+        "ratios: ballots / health = {:.2}; group commit / batch of one = {:.2}",
+        grouped.per_second / live.per_second,
+        grouped.per_second / single.per_second
+    );
+    drop_database(&env);
+}
+
+/// Removes the benchmark's PostgreSQL database (the SQLite file is in the temp directory).
+fn drop_database(env: &[(&str, String)]) {
+    let Some((_, url)) = env
+        .iter()
+        .find(|(k, v)| *k == "DATABASE_URL" && v.starts_with("postgres"))
+    else {
+        return;
+    };
+    let Some((base, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    let admin = std::env::var("TEST_PG_URL").unwrap_or_else(|_| format!("{base}/test"));
+    let _ = Command::new("psql")
+        .args([
+            &admin,
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .status();
+}
