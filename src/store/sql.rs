@@ -98,25 +98,31 @@ macro_rules! sql_store {
             let head_hash: String = head.try_get("hash")?;
             let mut prev = audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
             let mut entries = Vec::with_capacity(bodies.len());
+            let mut texts = Vec::with_capacity(bodies.len());
             for body in bodies {
                 let text = audit::canonical(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let hash = audit::link(&prev, &text);
                 seq += 1;
                 let kind = body.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
-                let entry = Entry { seq, kind, body, prev_hash: audit::to_hex(&prev), hash: audit::to_hex(&hash) };
-                sqlx::query(
-                    "INSERT INTO audit_entries (campaign_id, seq, kind, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(campaign_id)
-                .bind(entry.seq)
-                .bind(&entry.kind)
-                .bind(&text)
-                .bind(&entry.prev_hash)
-                .bind(&entry.hash)
-                .execute(&mut *conn)
-                .await?;
+                entries.push(Entry { seq, kind, body, prev_hash: audit::to_hex(&prev), hash: audit::to_hex(&hash) });
+                texts.push(text);
                 prev = hash;
-                entries.push(entry);
+            }
+            // Few statements for a whole batch: rows of 6 parameters in chunks of 1,000, under
+            // either backend's limit on bound parameters (an import can hold 10,000 rows).
+            let rows: Vec<(&Entry, &String)> = entries.iter().zip(&texts).collect();
+            for chunk in rows.chunks(1000) {
+                let mut insert: QueryBuilder<$db> =
+                    QueryBuilder::new("INSERT INTO audit_entries (campaign_id, seq, kind, body, prev_hash, hash) ");
+                insert.push_values(chunk, |mut row, (e, text)| {
+                    row.push_bind(campaign_id)
+                        .push_bind(e.seq)
+                        .push_bind(e.kind.clone())
+                        .push_bind((*text).clone())
+                        .push_bind(e.prev_hash.clone())
+                        .push_bind(e.hash.clone());
+                });
+                insert.build().execute(&mut *conn).await?;
             }
             sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE campaign_id = $3")
                 .bind(seq)
@@ -242,34 +248,57 @@ macro_rules! sql_store {
                         })
                         .collect();
                     let entries = append(&mut tx, campaign_id, bodies).await?;
-                    for (i, entry) in members.into_iter().zip(entries) {
-                        let b = &batch[i];
+                    if members.is_empty() {
+                        continue;
+                    }
+                    let mut insert: QueryBuilder<$db> = QueryBuilder::new(
+                        "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
+                         remaining_today, seq, receipt, cast_at, quota_day) ",
+                    );
+                    let rows: Vec<(&NewBallot, &Entry)> = members.iter().map(|i| &batch[*i]).zip(&entries).collect();
+                    let mut id_texts = Vec::with_capacity(rows.len());
+                    for (b, _) in &rows {
                         let ids: Vec<String> = b.candidate_ids.iter().map(|c| c.to_string()).collect();
-                        let row = sqlx::query(
-                            "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, remaining_today, \
-                             seq, receipt, cast_at, quota_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                             RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
-                        )
-                        .bind(b.campaign_id)
-                        .bind(&b.voter_id)
-                        .bind(json_text(&ids)?)
-                        .bind(&b.idempotency_key)
-                        .bind(&b.request_hash)
-                        .bind(b.remaining_today as i32)
-                        .bind(entry.seq)
-                        .bind(&entry.hash)
-                        .bind(b.cast_at)
-                        .bind(b.quota_day.to_string())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                        id_texts.push(json_text(&ids)?);
+                    }
+                    insert.push_values(rows.iter().zip(&id_texts), |mut row, ((b, entry), ids)| {
+                        row.push_bind(b.campaign_id)
+                            .push_bind(b.voter_id.clone())
+                            .push_bind(ids.clone())
+                            .push_bind(b.idempotency_key.clone())
+                            .push_bind(b.request_hash.clone())
+                            .push_bind(b.remaining_today as i32)
+                            .push_bind(entry.seq)
+                            .push_bind(entry.hash.clone())
+                            .push_bind(b.cast_at)
+                            .push_bind(b.quota_day.to_string());
+                    });
+                    insert.push(
+                        " RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
+                    );
+                    // RETURNING rows are matched to ballots by seq, never by position.
+                    let mut by_seq = std::collections::HashMap::new();
+                    for row in insert.build().fetch_all(&mut *tx).await? {
                         let ballot = ballot_from_row(&row)?;
+                        by_seq.insert(ballot.seq, ballot);
+                    }
+                    let mut pairs = Vec::new();
+                    for (i, entry) in members.iter().zip(&entries) {
+                        let ballot = by_seq.remove(&entry.seq).ok_or_else(|| StoreError::Corrupt("ballot row not returned".into()))?;
+                        for c in &batch[*i].candidate_ids {
+                            pairs.push((ballot.id, *c));
+                        }
+                        results[*i] = Some(Ok(ballot));
+                    }
+                    // Up to 100 candidates a ballot: chunks keep each insert under the
+                    // backends' limits on bound parameters.
+                    for chunk in pairs.chunks(5000) {
                         let mut votes: QueryBuilder<$db> =
                             QueryBuilder::new("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) ");
-                        votes.push_values(&b.candidate_ids, |mut v, c| {
-                            v.push_bind(ballot.id).push_bind(b.campaign_id).push_bind(*c);
+                        votes.push_values(chunk, |mut v, (ballot_id, candidate)| {
+                            v.push_bind(*ballot_id).push_bind(campaign_id).push_bind(*candidate);
                         });
                         votes.build().execute(&mut *tx).await?;
-                        results[i] = Some(Ok(ballot));
                     }
                 }
                 tx.commit().await?;
