@@ -79,15 +79,28 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
         wechat,
         key,
         ballots,
+        clock: Arc::new(chrono::Utc::now),
     })
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, None).await
+    }
+
+    /// As `build`, with another clock for the vote path (tests only: the command line and
+    /// configuration always use the system clock).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Option<crate::app::Clock>,
+    ) -> Result<Self, StartError> {
         let addr = settings.bind.to_string();
         let listener =
             TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })?;
-        let services = services(settings).await?;
+        let mut services = services(settings).await?;
+        if let Some(clock) = clock {
+            services.clock = clock;
+        }
         Self::serve(services, listener)
     }
 

@@ -26,4 +26,15 @@ pub struct Services {
     pub wechat: WechatClient,
     pub key: ServiceKey,
     pub ballots: batcher::Batcher,
+    /// The time, as the vote path sees it. Always the system clock in the service; tests
+    /// build the application with another to cross a day boundary (no setting changes it).
+    pub clock: Clock,
+}
+
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
+impl Services {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.clock)()
+    }
 }

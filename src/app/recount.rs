@@ -76,7 +76,7 @@ pub async fn live_votes(
     services: &Services,
     campaign: &Campaign,
 ) -> Result<HashMap<i64, i64>, RecountError> {
-    ensure_ready(services, campaign, Utc::now()).await?;
+    ensure_ready(services, campaign, services.now()).await?;
     Ok(services.counters.votes(campaign.id).await?)
 }
 

@@ -85,7 +85,7 @@ pub async fn cast(
             campaign_id,
             candidate_ids: &body.candidate_ids,
             idempotency_key: key.as_deref(),
-            now: Utc::now(),
+            now: services.now(),
         },
     )
     .await?;

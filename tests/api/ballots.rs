@@ -410,6 +410,7 @@ async fn second_instance(first: &TestApp) -> TestApp {
             database_url: Some(first.database_url.clone()),
             redis_url: None,
             redis_prefix: Some(first.redis_prefix.clone()),
+            clock: None,
         },
     )
     .await
@@ -496,6 +497,89 @@ async fn when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back(bac
     ballot(&app, &id, &voter, &[&c[0]], None)
         .await
         .assert_error(429, "daily_quota_exhausted");
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_renew_at_midnight_in_the_campaign_time_zone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    // 23:59:58 in Shanghai (UTC+8) on 25 November.
+    let now = Arc::new(AtomicI64::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-25T15:59:58Z")
+            .unwrap()
+            .timestamp(),
+    ));
+    let clock_now = now.clone();
+    let clock: minyi::app::Clock = Arc::new(move || {
+        chrono::DateTime::from_timestamp(clock_now.load(Ordering::SeqCst), 0).unwrap()
+    });
+    let app = TestApp::spawn_opts(
+        Backend::Sqlite,
+        TestOptions {
+            overrides: &[("dev_login", "true")],
+            database_url: None,
+            redis_url: None,
+            redis_prefix: None,
+            clock: Some(clock),
+        },
+    )
+    .await;
+    let org = app.staff("clock.organizer", Role::Organizer).await;
+    let r = app
+        .post(
+            "/api/v1/admin/campaigns",
+            &json!({"kind": "selection", "title": "跨日", "timezone": "Asia/Shanghai", "rules": rules(1, 1, 1, "live"),
+                "phases": [{"phase": "voting", "starts_at": "2026-11-20T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00"}]}),
+            Some(&org),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let cat = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/categories"),
+            &json!({"name": "医生", "winners": 1}),
+            Some(&org),
+        )
+        .await;
+    let cat = cat.body["id"].as_str().unwrap();
+    let cand = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/candidates"),
+            &json!({"category_id": cat, "name": "甲", "unit": "示例医院"}),
+            Some(&org),
+        )
+        .await;
+    let cid = cand.body["id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/candidates/{cid}/approve"),
+        &json!({}),
+        Some(&org),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/open"),
+        &json!({}),
+        Some(&org),
+    )
+    .await;
+    let voter = app.dev_citizen("oMidnight").await;
+
+    assert_eq!(ballot(&app, &id, &voter, &[&cid], None).await.status, 201);
+    let refused = ballot(&app, &id, &voter, &[&cid], None).await;
+    refused.assert_error(429, "daily_quota_exhausted");
+    assert_eq!(refused.body["error"]["resets_at"], "2026-11-25T16:00:00Z");
+    // One second to midnight: still the same day.
+    now.fetch_add(1, Ordering::SeqCst);
+    ballot(&app, &id, &voter, &[&cid], None)
+        .await
+        .assert_error(429, "daily_quota_exhausted");
+    // Midnight in Shanghai: a new day, a new quota.
+    now.fetch_add(1, Ordering::SeqCst);
+    let ok = ballot(&app, &id, &voter, &[&cid], None).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    assert_eq!(ok.body["cast_at"], "2026-11-25T16:00:00Z");
     let ledger = assert_counts_match_ledger(&app, &id).await;
     assert_eq!(ledger.values().sum::<i64>(), 2);
 }

@@ -61,6 +61,7 @@ async fn ready_is_503_naming_redis_when_redis_does_not_answer() {
             database_url: None,
             redis_url: Some("redis://127.0.0.1:1".into()),
             redis_prefix: None,
+            clock: None,
         },
     )
     .await;
@@ -82,6 +83,7 @@ async fn ready_turns_503_when_redis_goes_away_and_recovers_when_it_returns() {
             database_url: None,
             redis_url: Some(format!("redis://127.0.0.1:{}", proxy.port)),
             redis_prefix: None,
+            clock: None,
         },
     )
     .await;
@@ -105,6 +107,7 @@ async fn ready_is_503_naming_the_database_when_postgres_goes_away() {
             database_url: Some(via_proxy),
             redis_url: None,
             redis_prefix: None,
+            clock: None,
         },
     )
     .await;

@@ -131,6 +131,8 @@ pub struct TestOptions<'a> {
     pub redis_url: Option<String>,
     /// Share another app's Redis keys (a second instance of one deployment).
     pub redis_prefix: Option<String>,
+    /// Another clock for the vote path.
+    pub clock: Option<minyi::app::Clock>,
 }
 
 impl TestApp {
@@ -146,6 +148,7 @@ impl TestApp {
                 database_url: None,
                 redis_url: None,
                 redis_prefix: None,
+                clock: None,
             },
         )
         .await
@@ -196,7 +199,7 @@ impl TestApp {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let settings = Settings::from_pairs(&borrowed).expect("test settings are valid");
-        let app = Application::build(settings)
+        let app = Application::build_with_clock(settings, opts.clock)
             .await
             .expect("the application starts");
         let port = app.port();

@@ -80,6 +80,7 @@ async fn a_restarted_embedded_service_rebuilds_its_memory_from_the_ledger() {
             database_url: Some(first.database_url.clone()),
             redis_url: None,
             redis_prefix: None,
+            clock: None,
         },
     )
     .await;
