@@ -55,11 +55,6 @@ pub struct Cast<'a> {
 }
 
 /// What the citizen is told: the recorded ballot, and whether this answer is a replay.
-struct Recording<'a> {
-    idempotency_key: Option<&'a str>,
-    now: DateTime<Utc>,
-}
-
 pub struct Cast201 {
     pub ballot: Ballot,
     pub replayed: bool,
@@ -129,10 +124,6 @@ async fn record(
     hash: String,
     now: DateTime<Utc>,
 ) -> Result<Cast201, VoteError> {
-    let cast = Recording {
-        idempotency_key: key,
-        now,
-    };
     let approved = services.store.approved_among(campaign.id, ids).await?;
     if approved.len() != ids.len() {
         return Err(VoteError::Invalid("所选候选人不存在或未通过审核".into()));
@@ -142,16 +133,16 @@ async fn record(
     let quota = QuotaRequest {
         campaign_id: campaign.id,
         voter,
-        day: ballot::quota_day(cast.now, tz),
+        day: ballot::quota_day(now, tz),
         candidates: ids,
         votes_per_day: campaign.rules.votes_per_day,
         votes_per_candidate_per_day: campaign.rules.votes_per_candidate_per_day,
         votes_per_campaign: campaign.rules.votes_per_campaign,
     };
-    let resets_at = ballot::resets_at(cast.now, tz);
+    let resets_at = ballot::resets_at(now, tz);
     let mut outcome = services.counters.take_quota(&quota).await?;
     if outcome == QuotaOutcome::NotReady {
-        recount::ensure_ready(services, campaign, cast.now)
+        recount::ensure_ready(services, campaign, now)
             .await
             .map_err(|e| match e {
                 recount::RecountError::Counters(c) => VoteError::Counters(c),
@@ -180,10 +171,10 @@ async fn record(
         campaign_id: campaign.id,
         voter_id: voter.to_string(),
         candidate_ids: ids.to_vec(),
-        idempotency_key: cast.idempotency_key.map(str::to_string),
+        idempotency_key: key.map(str::to_string),
         request_hash: hash.clone(),
         remaining_today,
-        cast_at: cast.now,
+        cast_at: now,
         quota_day: quota.day,
     };
     let recorded = services.ballots.record(new).await;
@@ -194,7 +185,7 @@ async fn record(
             if let Err(g) = services.counters.give_back(&quota).await {
                 tracing::error!(error = %g, "could not give quotas back after a failed ledger write");
             }
-            if let (StoreError::Conflict(_), Some(key)) = (&e, cast.idempotency_key)
+            if let (StoreError::Conflict(_), Some(key)) = (&e, key)
                 && let Some(first) = services
                     .store
                     .ballot_by_key(campaign.id, voter, key)

@@ -145,12 +145,8 @@ pub async fn my_ballots(
     citizen: Citizen,
     params: web::Query<MyBallotsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let campaign = match params.campaign_id.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => {
-            Some(parse_id(raw).ok_or_else(|| ApiError::invalid("campaign_id", "活动编号无效"))?)
-        }
-        None => None,
-    };
+    let campaign =
+        super::parse_optional_id(params.campaign_id.as_deref(), "campaign_id", "活动编号无效")?;
     let items: Vec<BallotReceipt> = services
         .store
         .ballots_of_voter(citizen.voter_id.as_str(), campaign)
@@ -206,19 +202,13 @@ pub async fn leaderboard(
             "本活动不公开排行榜",
         ));
     }
-    let category_id = params
-        .category_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(parse_id);
+    let category_id =
+        super::parse_optional_id(params.category_id.as_deref(), "category_id", "类别编号无效")?;
     let query = CandidateQuery {
-        category_id: category_id.flatten(),
+        category_id,
         limit: u32::MAX,
         ..Default::default()
     };
-    if category_id == Some(None) {
-        return Err(ApiError::invalid("category_id", "类别编号无效"));
-    }
     let candidates = services
         .store
         .list_candidates(campaign.id, Some(CandidateStatus::Approved), &query)

@@ -165,12 +165,8 @@ pub async fn candidates(
     params: web::Query<CandidateParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::parse_limit(params.limit.as_deref())?;
-    let category_id = match params.category_id.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => {
-            Some(parse_id(raw).ok_or_else(|| ApiError::invalid("category_id", "类别编号无效"))?)
-        }
-        None => None,
-    };
+    let category_id =
+        super::parse_optional_id(params.category_id.as_deref(), "category_id", "类别编号无效")?;
     let after_number = match params.cursor.as_deref().filter(|s| !s.is_empty()) {
         Some(raw) => Some(
             raw.parse::<i64>()

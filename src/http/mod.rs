@@ -42,6 +42,21 @@ pub fn parse_id(raw: &str) -> Option<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
+/// An optional id in a query string: absent or empty is `None`; anything else must be an id,
+/// or 422 naming `field`.
+pub fn parse_optional_id(
+    raw: Option<&str>,
+    field: &str,
+    message: &str,
+) -> Result<Option<i64>, ApiError> {
+    match raw.filter(|s| !s.is_empty()) {
+        Some(s) => parse_id(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, message)),
+        None => Ok(None),
+    }
+}
+
 /// The `limit` of a list: 1–100, default 20.
 pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     match raw.filter(|s| !s.is_empty()) {
