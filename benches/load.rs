@@ -263,6 +263,21 @@ async fn ballots(
     .await
 }
 
+/// The mean of the service's `ballot_batch_size` histogram.
+async fn mean_batch(client: &reqwest::Client, base: &str) -> f64 {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    value("ballot_batch_size_sum") / value("ballot_batch_size_count")
+}
+
 fn print(name: &str, f: &Figures) {
     println!(
         "{name:<28} {:>9.0}/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {:?}",
@@ -371,6 +386,10 @@ async fn main() {
     print("GET /health/live", &live);
     let grouped = ballots(&service.base, &campaign, &candidates, tokens.clone()).await;
     print("ballots, group commit", &grouped);
+    println!(
+        "mean ballots per batch (group commit run): {:.1}",
+        mean_batch(&client, &service.base).await
+    );
     let peak = service.peak_mb();
     drop(service);
 

@@ -69,6 +69,7 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
     }
     let ballots = crate::app::batcher::Batcher::start(
         store.clone(),
+        counters.clone(),
         settings.ballot_batch_max,
         settings.ballot_batch_wait,
     );
@@ -79,8 +80,28 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
         wechat,
         key,
         ballots,
+        campaigns: Default::default(),
         clock: Arc::new(chrono::Utc::now),
     })
+}
+
+/// Recounts every campaign's live counts from the ledger, in the background: a crashed
+/// instance may have committed batches it never counted. Ballots go on meanwhile (the
+/// recount is exact while they do); the database or Redis may still be down, so it retries.
+async fn recount_at_start(services: Services) {
+    for attempt in 1..=10u32 {
+        match crate::app::recount::recount_all(&services).await {
+            Ok(n) => {
+                tracing::info!(campaigns = n, "live counts recounted from the ledger");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "live counts not recounted yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+        }
+    }
+    tracing::error!("live counts not recounted at start; run `minyi reconcile`");
 }
 
 impl Application {
@@ -162,6 +183,7 @@ impl Application {
             })?
             .run();
         tracing::info!(port, database = ?settings.database_kind, counters = services.counters.backend(), "listening");
+        tokio::spawn(recount_at_start(services.clone()));
         Ok(Self {
             port,
             server,

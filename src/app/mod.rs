@@ -2,6 +2,7 @@
 //! and returns domain results; HTTP types never appear here.
 
 pub mod batcher;
+pub mod campaign_cache;
 pub mod citizen_auth;
 pub mod imports;
 pub mod recount;
@@ -26,6 +27,8 @@ pub struct Services {
     pub wechat: WechatClient,
     pub key: ServiceKey,
     pub ballots: batcher::Batcher,
+    /// Campaigns as the vote path sees them, for a moment (see `campaign_cache`).
+    pub campaigns: campaign_cache::CampaignCache,
     /// The time, as the vote path sees it. Always the system clock in the service; tests
     /// build the application with another to cross a day boundary (no setting changes it).
     pub clock: Clock,

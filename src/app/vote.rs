@@ -1,11 +1,13 @@
 //! Casting a ballot. The order is what makes counts exact and nothing acknowledged lost:
 //!
-//! 1. check the ballot and the voting window; replay the first answer for a repeated
-//!    `Idempotency-Key`;
+//! 1. check the ballot and the voting window against the cached campaign; replay the first
+//!    answer for a repeated `Idempotency-Key`;
 //! 2. take every quota of the ballot in one atomic step in the counter store (all or none);
-//! 3. record the ballot and its audit entry in one ledger transaction;
-//! 4. only then count it live and answer 201. If the ledger refuses, the quotas are given
-//!    back and the citizen gets 503 — never a 201 for a ballot that is not on the record.
+//! 3. record the ballot and its audit entry in one ledger transaction with the others that
+//!    arrived with it; the ledger checks the window and the candidates again, exactly;
+//! 4. only then count it live (once per batch) and answer 201. If the ledger refuses or
+//!    fails, the quotas are given back and the citizen gets the refusal or 503 — never a 201
+//!    for a ballot that is not on the record.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key}
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
 use crate::domain::keyed::VoterId;
-use crate::store::{Ballot, Campaign, NewBallot, StoreError};
+use crate::store::{Ballot, BallotRefusal, Campaign, NewBallot, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VoteError {
@@ -67,20 +69,28 @@ fn request_hash(ids: &[i64]) -> String {
 
 #[tracing::instrument(skip_all, fields(campaign_id = cast.campaign_id, voter_id = %cast.voter))]
 pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201, VoteError> {
-    let campaign = match services.store.get_campaign(cast.campaign_id).await {
-        Ok(c) if !c.is_draft && c.kind == Kind::Selection => c,
+    let view = match services
+        .campaigns
+        .get(services.store.as_ref(), cast.campaign_id)
+        .await
+    {
+        Ok(v) if !v.campaign.is_draft && v.campaign.kind == Kind::Selection => v,
         Ok(_) | Err(StoreError::NotFound) => return Err(VoteError::NotFound),
         Err(e) => return Err(e.into()),
     };
+    let campaign = &view.campaign;
     if current_phase(false, &campaign.phases, cast.now) != CurrentPhase::Voting {
         return Err(VoteError::VotingClosed);
     }
     let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
         .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
+    if !ids.iter().all(|id| view.approved.contains(id)) {
+        return Err(not_approved());
+    }
     let hash = request_hash(&ids);
     let voter = cast.voter.as_str();
     let Some(key) = cast.idempotency_key else {
-        return record(services, &campaign, voter, &ids, None, hash, cast.now).await;
+        return record(services, campaign, voter, &ids, None, hash, cast.now).await;
     };
     // One request per key at a time, on every instance: the others wait for its answer and
     // give it again, so racing repeats count nothing more and all see the first answer.
@@ -102,7 +112,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = record(services, &campaign, voter, &ids, Some(key), hash, cast.now).await;
+    let outcome = record(services, campaign, voter, &ids, Some(key), hash, cast.now).await;
     if let Err(e) = services.counters.release(&claim).await {
         tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
     }
@@ -114,7 +124,11 @@ const CLAIM_TTL: Duration = Duration::from_secs(10);
 /// How long a repeat waits for the first request's answer before answering 409.
 const CLAIM_WAIT: Duration = Duration::from_secs(5);
 
-/// Checks the candidates, takes the quotas and records the ballot (steps 2–4 above).
+fn not_approved() -> VoteError {
+    VoteError::Invalid("所选候选人不存在或未通过审核".into())
+}
+
+/// Takes the quotas and records the ballot (steps 2–4 above).
 async fn record(
     services: &Services,
     campaign: &Campaign,
@@ -124,11 +138,6 @@ async fn record(
     hash: String,
     now: DateTime<Utc>,
 ) -> Result<Cast201, VoteError> {
-    let approved = services.store.approved_among(campaign.id, ids).await?;
-    if approved.len() != ids.len() {
-        return Err(VoteError::Invalid("所选候选人不存在或未通过审核".into()));
-    }
-
     let tz = ballot::zone(&campaign.timezone);
     let quota = QuotaRequest {
         campaign_id: campaign.id,
@@ -194,14 +203,16 @@ async fn record(
                 // A racing request with the same key won; answer as it was answered.
                 return replay(first, &hash);
             }
-            tracing::error!(error = %e, "ballot not recorded; quotas given back");
-            return Err(e.into());
+            return Err(match e {
+                StoreError::Refused(BallotRefusal::VotingClosed) => VoteError::VotingClosed,
+                StoreError::Refused(BallotRefusal::NotApproved) => not_approved(),
+                e => {
+                    tracing::error!(error = %e, "ballot not recorded; quotas given back");
+                    e.into()
+                }
+            });
         }
     };
-    if let Err(e) = services.counters.add_votes(campaign.id, ids).await {
-        // The ballot is on the record; the live count is rebuilt from the ledger.
-        tracing::error!(error = %e, ballot_id = ballot.id, "live count not updated");
-    }
     tracing::info!(seq = ballot.seq, candidates = ids.len(), "ballot recorded");
     Ok(Cast201 {
         ballot,

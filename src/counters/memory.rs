@@ -2,21 +2,41 @@
 //! all state, so a ballot's quotas are checked and taken as atomically as the Redis script
 //! does it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{
-    CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key, total_key,
-    voter_day_key, voter_total_key, votes_key,
+    APPLIED_KEPT, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome,
+    Tally, day_key, ready_key, total_key, voter_day_key, voter_total_key,
 };
 
 #[derive(Default)]
 struct State {
     values: HashMap<String, (i64, Instant)>,
     hashes: HashMap<String, HashMap<i64, i64>>,
+    /// Live counts by campaign, kept exact the way the Redis scripts keep them.
+    live: HashMap<i64, Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    votes: HashMap<i64, i64>,
+    /// The seq of the snapshot last rebuilt from (-1: never).
+    through: i64,
+    /// Applied batches, oldest first: (last seq, votes).
+    applied: VecDeque<(i64, HashMap<i64, i64>)>,
+}
+
+impl State {
+    fn live(&mut self, campaign_id: i64) -> &mut Live {
+        self.live.entry(campaign_id).or_insert_with(|| Live {
+            through: -1,
+            ..Live::default()
+        })
+    }
 }
 
 #[derive(Default)]
@@ -142,21 +162,62 @@ impl Counters for MemoryCounters {
         Ok(())
     }
 
-    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()> {
+    async fn apply_votes(
+        &self,
+        campaign_id: i64,
+        last_seq: i64,
+        votes: &HashMap<i64, i64>,
+    ) -> CounterResult<()> {
         let mut state = self.lock();
-        let votes = state.hashes.entry(votes_key(campaign_id)).or_default();
-        for c in candidates {
-            *votes.entry(*c).or_default() += 1;
+        let live = state.live(campaign_id);
+        if live.through >= last_seq {
+            return Ok(());
+        }
+        for (c, n) in votes {
+            *live.votes.entry(*c).or_default() += n;
+        }
+        live.applied.push_back((last_seq, votes.clone()));
+        if live.applied.len() > APPLIED_KEPT {
+            live.applied.pop_front();
         }
         Ok(())
+    }
+
+    async fn recount_votes(
+        &self,
+        campaign_id: i64,
+        tally: &Tally,
+    ) -> CounterResult<RecountOutcome> {
+        let mut state = self.lock();
+        let live = state.live(campaign_id);
+        if live.through >= tally.through_seq {
+            return Ok(RecountOutcome::Newer);
+        }
+        if live.applied.len() >= APPLIED_KEPT
+            && live
+                .applied
+                .front()
+                .is_some_and(|(seq, _)| *seq > tally.through_seq)
+        {
+            return Ok(RecountOutcome::TooOld);
+        }
+        live.applied.retain(|(seq, _)| *seq > tally.through_seq);
+        live.votes = tally.votes.clone();
+        for (_, batch) in &live.applied {
+            for (c, n) in batch {
+                *live.votes.entry(*c).or_default() += n;
+            }
+        }
+        live.through = tally.through_seq;
+        Ok(RecountOutcome::Rebuilt)
     }
 
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {
         Ok(self
             .lock()
-            .hashes
-            .get(&votes_key(campaign_id))
-            .cloned()
+            .live
+            .get(&campaign_id)
+            .map(|l| l.votes.clone())
             .unwrap_or_default())
     }
 
@@ -172,7 +233,6 @@ impl Counters for MemoryCounters {
         }
         state.hashes.retain(|k, _| !k.starts_with(&tag));
         state.values.retain(|k, _| !k.starts_with(&tag));
-        state.hashes.insert(votes_key(campaign_id), r.votes.clone());
         for (voter, counts) in &r.day_votes {
             let mut day = counts.clone();
             day.insert(DAY_TOTAL, counts.values().sum());

@@ -50,11 +50,18 @@ pub enum QuotaOutcome {
     NotReady,
 }
 
+/// Counted votes per candidate as the ledger held them when its chain head was at
+/// `through_seq` (one consistent snapshot: every ballot up to that seq, none after).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub through_seq: i64,
+    pub votes: HashMap<i64, i64>,
+}
+
 /// A campaign's hot state as derived from the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rebuild {
-    /// Counted votes per candidate.
-    pub votes: HashMap<i64, i64>,
+    pub tally: Tally,
     pub day: NaiveDate,
     /// Per voter, the day's votes per candidate.
     pub day_votes: HashMap<String, HashMap<i64, i64>>,
@@ -96,6 +103,31 @@ pub fn votes_key(campaign_id: i64) -> String {
     format!("{{c{campaign_id}}}:votes")
 }
 
+/// The seq of the ledger snapshot the live counts were last rebuilt from.
+pub fn counted_through_key(campaign_id: i64) -> String {
+    format!("{{c{campaign_id}}}:votes:through")
+}
+
+/// The batches added to the live counts lately (seq → counts), so that a rebuild from an
+/// older snapshot can add back those that committed after it.
+pub fn applied_key(campaign_id: i64) -> String {
+    format!("{{c{campaign_id}}}:votes:applied")
+}
+
+/// How many applied batches a campaign remembers. A rebuild needs those committed between its
+/// ledger read and its write (milliseconds); a thousand batches is far more than that.
+pub const APPLIED_KEPT: usize = 1000;
+
+/// Why a rebuild of the live counts did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecountOutcome {
+    Rebuilt,
+    /// A rebuild from a newer snapshot already happened: nothing to do.
+    Newer,
+    /// More batches were applied since the snapshot than are remembered: read again.
+    TooOld,
+}
+
 #[async_trait]
 pub trait Counters: Send + Sync + 'static {
     /// `"redis"` or `"memory"`, for logs and readiness.
@@ -112,15 +144,26 @@ pub trait Counters: Send + Sync + 'static {
     async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome>;
     /// Returns what `take_quota` took (the ledger did not commit).
     async fn give_back(&self, q: &QuotaRequest<'_>) -> CounterResult<()>;
-    /// Adds one vote to each candidate's live count.
-    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()>;
+    /// Adds a committed batch's votes (candidate → votes) to the live counts; `last_seq` is
+    /// the batch's last chain seq. Skipped when a rebuild from a snapshot that already held
+    /// the batch came first, so that counts are exact whatever the order of the two.
+    async fn apply_votes(
+        &self,
+        campaign_id: i64,
+        last_seq: i64,
+        votes: &HashMap<i64, i64>,
+    ) -> CounterResult<()>;
+    /// Replaces the live counts with the ledger's `tally`, plus the batches applied since
+    /// its snapshot. Safe while other instances record ballots.
+    async fn recount_votes(&self, campaign_id: i64, tally: &Tally)
+    -> CounterResult<RecountOutcome>;
     /// Live counts by candidate.
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>>;
     /// Whether the campaign's counters are built (false after Redis lost its data).
     async fn is_ready(&self, campaign_id: i64) -> CounterResult<bool>;
-    /// Replaces all of a campaign's hot state with `state` and marks it ready. Unless
-    /// `force`, it does nothing when the campaign is already ready (a rebuild that comes late
-    /// or twice must not wipe quotas taken since).
+    /// Replaces a campaign's quotas with `state` and marks it ready (the live counts are
+    /// `recount_votes`'s). Unless `force`, it does nothing when the campaign is already ready
+    /// (a rebuild that comes late or twice must not wipe quotas taken since).
     async fn rebuild(&self, campaign_id: i64, state: &Rebuild, force: bool) -> CounterResult<()>;
 }
 

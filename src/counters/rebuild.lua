@@ -1,9 +1,10 @@
--- rebuild: replaces a campaign's hot state with what the ledger says, unless it is already
--- built. Atomic, and a no-op when the "ready" marker exists, so a rebuild that arrives late
--- (its caller timed out) or twice can never wipe quotas taken since the first one.
+-- rebuild: replaces a campaign's quotas with what the ledger says, unless they are already
+-- built (the live counts have their own script, recount_votes.lua). Atomic, and a no-op
+-- when the "ready" marker exists, so a rebuild that arrives late (its caller timed out) or
+-- twice can never wipe quotas taken since the first one.
 --
 -- KEYS[1]  the campaign's "ready" marker
--- ARGV[1]  JSON: {"del": [keys to drop], "votes_key": key, "votes": {candidate: n},
+-- ARGV[1]  JSON: {"del": [keys to drop],
 --                 "days": {day key: {candidate: n, "_": total}}, "totals": {total key: n},
 --                 "day_ttl": seconds}
 --          (all keys carry the campaign's hash tag, so they live on KEYS[1]'s shard)
@@ -16,9 +17,6 @@ end
 local s = cjson.decode(ARGV[1])
 for _, k in ipairs(s.del) do
   redis.call('DEL', k)
-end
-for candidate, n in pairs(s.votes) do
-  redis.call('HSET', s.votes_key, candidate, n)
 end
 for key, fields in pairs(s.days) do
   redis.call('DEL', key)

@@ -14,8 +14,9 @@ use tokio::sync::Mutex;
 use std::collections::HashMap;
 
 use super::{
-    CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, day_key, ready_key,
-    total_key, voter_day_key, voter_total_key, votes_key,
+    APPLIED_KEPT, CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild,
+    RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key, total_key,
+    voter_day_key, voter_total_key, votes_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,6 +29,10 @@ static REBUILD: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("rebuild.lua")));
 /// A rebuild reads and writes a whole campaign; it gets longer than one command.
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(60);
+static APPLY_VOTES: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("apply_votes.lua")));
+static RECOUNT_VOTES: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("recount_votes.lua")));
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -52,6 +57,15 @@ impl RedisCounters {
 
     fn key(&self, key: &str) -> String {
         format!("{}:{key}", self.prefix)
+    }
+
+    /// The live counts, the seq they were rebuilt through, and the applied batches.
+    fn vote_keys(&self, campaign_id: i64) -> [String; 3] {
+        [
+            self.key(&votes_key(campaign_id)),
+            self.key(&counted_through_key(campaign_id)),
+            self.key(&applied_key(campaign_id)),
+        ]
     }
 
     async fn conn(&self) -> CounterResult<ConnectionManager> {
@@ -213,17 +227,52 @@ impl Counters for RedisCounters {
         .map(|_| ())
     }
 
-    async fn add_votes(&self, campaign_id: i64, candidates: &[i64]) -> CounterResult<()> {
-        let key = self.key(&votes_key(campaign_id));
+    async fn apply_votes(
+        &self,
+        campaign_id: i64,
+        last_seq: i64,
+        votes: &HashMap<i64, i64>,
+    ) -> CounterResult<()> {
+        let keys = self.vote_keys(campaign_id);
         self.run(|mut c| async move {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for id in candidates {
-                pipe.hincr(&key, *id, 1).ignore();
+            let mut inv = APPLY_VOTES.key(&keys[0]);
+            inv.key(&keys[1])
+                .key(&keys[2])
+                .arg(last_seq)
+                .arg(APPLIED_KEPT);
+            for (id, n) in votes {
+                inv.arg(*id).arg(*n);
             }
-            pipe.query_async::<()>(&mut c).await
+            inv.invoke_async::<i64>(&mut c).await
         })
         .await
+        .map(|_| ())
+    }
+
+    async fn recount_votes(
+        &self,
+        campaign_id: i64,
+        tally: &Tally,
+    ) -> CounterResult<RecountOutcome> {
+        let keys = self.vote_keys(campaign_id);
+        let reply = self
+            .run_for(REBUILD_TIMEOUT, |mut c| async move {
+                let mut inv = RECOUNT_VOTES.key(&keys[0]);
+                inv.key(&keys[1])
+                    .key(&keys[2])
+                    .arg(tally.through_seq)
+                    .arg(APPLIED_KEPT);
+                for (id, n) in &tally.votes {
+                    inv.arg(*id).arg(*n);
+                }
+                inv.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        Ok(match reply {
+            1 => RecountOutcome::Rebuilt,
+            0 => RecountOutcome::Newer,
+            _ => RecountOutcome::TooOld,
+        })
     }
 
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {
@@ -244,6 +293,7 @@ impl Counters for RedisCounters {
         // drops the campaign's other keys (quotas taken by ballots that never reached the
         // ledger), found by the campaign's hash tag; a lazy rebuild runs after Redis lost the
         // data, when there are none, and must not walk a large keyspace on the hot path.
+        let count_keys = self.vote_keys(campaign_id);
         let old: Vec<String> = if force {
             let pattern = self.key(&format!("{{c{campaign_id}}}:*"));
             self.run_for(REBUILD_TIMEOUT, |mut c| async move {
@@ -255,11 +305,13 @@ impl Counters for RedisCounters {
                 while let Some(k) = iter.next_item().await {
                     keys.push(k?);
                 }
+                // The live counts are recount_votes's, which keeps them exact on its own.
+                keys.retain(|k| !count_keys.contains(k));
                 Ok(keys)
             })
             .await?
         } else {
-            vec![self.key(&votes_key(campaign_id))]
+            Vec::new()
         };
         let mut days = serde_json::Map::new();
         let mut totals = serde_json::Map::new();
@@ -282,8 +334,6 @@ impl Counters for RedisCounters {
         }
         let state = serde_json::json!({
             "del": old,
-            "votes_key": self.key(&votes_key(campaign_id)),
-            "votes": r.votes.iter().map(|(c, n)| (c.to_string(), *n)).collect::<HashMap<String, i64>>(),
             "days": days,
             "totals": totals,
             "day_ttl": DAY_TTL_SECS,

@@ -172,10 +172,12 @@ pub async fn patch_campaign(
         phases: b.phases,
         rules: b.rules,
     };
+    let id = campaign_id(&path)?;
     let c = services
         .store
-        .update_campaign(&staff.actor(), campaign_id(&path)?, &patch)
+        .update_campaign(&staff.actor(), id, &patch)
         .await?;
+    services.campaigns.forget(id).await;
     Ok(HttpResponse::Ok().json(view(&services, c).await?))
 }
 
@@ -188,10 +190,9 @@ pub async fn open_campaign(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(RUNNERS)?;
-    let c = services
-        .store
-        .open_campaign(&staff.actor(), campaign_id(&path)?)
-        .await?;
+    let id = campaign_id(&path)?;
+    let c = services.store.open_campaign(&staff.actor(), id).await?;
+    services.campaigns.forget(id).await;
     Ok(HttpResponse::Ok().json(view(&services, c).await?))
 }
 
@@ -463,16 +464,12 @@ async fn change_status(
     if to != CandidateStatus::Approved && !(1..=500).contains(&reason.trim().chars().count()) {
         return Err(ApiError::invalid("reason", "请填写原因（不超过500字）"));
     }
+    let campaign = campaign_id(&path.0)?;
     let c = services
         .store
-        .change_candidate_status(
-            &staff.actor(),
-            campaign_id(&path.0)?,
-            candidate_id,
-            to,
-            reason.trim(),
-        )
+        .change_candidate_status(&staff.actor(), campaign, candidate_id, to, reason.trim())
         .await?;
+    services.campaigns.forget(campaign).await;
     tracing::info!(
         candidate_id,
         status = to.as_str(),

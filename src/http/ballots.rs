@@ -135,9 +135,13 @@ pub async fn receipt(
 #[into_params(parameter_in = Query)]
 pub struct MyBallotsParams {
     pub campaign_id: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// The caller's own ballots (newest first, at most 500), with receipts.
+/// The caller's own ballots, newest first, with receipts, a page at a time.
 #[utoipa::path(tag = "citizen", params(MyBallotsParams), responses((status = 200, body = Page<BallotReceipt>)), security(("citizen" = [])))]
 #[get("/me/ballots")]
 pub async fn my_ballots(
@@ -147,17 +151,17 @@ pub async fn my_ballots(
 ) -> Result<HttpResponse, ApiError> {
     let campaign =
         super::parse_optional_id(params.campaign_id.as_deref(), "campaign_id", "活动编号无效")?;
-    let items: Vec<BallotReceipt> = services
+    let limit = super::parse_limit(params.limit.as_deref())?;
+    let before = super::parse_cursor(params.cursor.as_deref())?;
+    let found = services
         .store
-        .ballots_of_voter(citizen.voter_id.as_str(), campaign)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+        .ballots_of_voter(citizen.voter_id.as_str(), campaign, before, limit)
+        .await?;
+    let next_cursor = (found.len() == limit as usize)
+        .then(|| found.last().map(|b| b.id.to_string()))
+        .flatten();
+    let items: Vec<BallotReceipt> = found.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 #[derive(Deserialize, IntoParams)]

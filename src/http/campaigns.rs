@@ -167,13 +167,7 @@ pub async fn candidates(
     let limit = super::parse_limit(params.limit.as_deref())?;
     let category_id =
         super::parse_optional_id(params.category_id.as_deref(), "category_id", "类别编号无效")?;
-    let after_number = match params.cursor.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => Some(
-            raw.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "分页游标无效"))?,
-        ),
-        None => None,
-    };
+    let after_number = super::parse_cursor(params.cursor.as_deref())?;
     let text = params.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if text.is_some_and(|t| t.chars().count() > 50) {
         return Err(ApiError::invalid("q", "搜索内容不能超过50个字"));

@@ -260,6 +260,10 @@ impl From<StoreError> for ApiError {
                     message: "数据库暂时不可用，请稍后再试",
                 }
             }
+            StoreError::Unavailable(_) => Self::Unavailable {
+                part: "database",
+                message: "数据库暂时不可用，请稍后再试",
+            },
             other => Self::Internal(other.to_string()),
         }
     }
@@ -359,7 +363,9 @@ impl From<crate::app::vote::VoteError> for ApiError {
             ),
             V::Counters(c) => c.into(),
             V::Store(s) => match s {
-                StoreError::Database(_) | StoreError::BatchFailed(_) => {
+                StoreError::Database(_)
+                | StoreError::BatchFailed(_)
+                | StoreError::Unavailable(_) => {
                     tracing::error!(error = %s, "ballot not recorded");
                     Self::Unavailable {
                         part: "database",

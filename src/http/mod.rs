@@ -69,6 +69,17 @@ pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
+/// A list's `cursor`: the `next_cursor` of the previous page (an integer inside).
+pub fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("cursor", "分页游标无效")),
+    }
+}
+
 /// Registers every route. `dev_login` adds `POST /api/v1/auth/dev`.
 pub fn routes<T>(app: UtoipaApp<T>, dev_login: bool) -> UtoipaApp<T>
 where

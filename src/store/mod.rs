@@ -47,6 +47,20 @@ pub enum StoreError {
     BatchFailed(String),
     #[error("candidate status cannot change from {from} to {to}")]
     BadTransition { from: String, to: String },
+    /// A read shared by several callers failed (the cause is logged once, where it happened).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The ledger refused one ballot of a batch (checked again under the chain's lock).
+    #[error("ballot refused: {0:?}")]
+    Refused(BallotRefusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BallotRefusal {
+    /// The campaign was not in its voting phase at the ballot's time.
+    VotingClosed,
+    /// A candidate of the ballot is not (or no longer) approved.
+    NotApproved,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -415,11 +429,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>>;
 
     // Ballots.
-    /// The approved candidates among `ids` (others are not in the campaign or not approved).
-    async fn approved_among(&self, campaign_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>>;
+    /// The ids of the campaign's approved candidates.
+    async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>>;
     /// Records a batch of ballots and their audit entries in one transaction (group commit).
-    /// The outer error fails the whole batch; a ballot whose voter already used its
-    /// idempotency key gets `StoreError::Conflict("idempotency key")` on its own.
+    /// The outer error fails the whole batch. Each ballot is checked again under the chain's
+    /// lock: outside the voting window or with a candidate not approved it gets
+    /// `StoreError::Refused`, and with an idempotency key its voter already used
+    /// `StoreError::Conflict("idempotency key")`, on its own.
     async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>>;
     async fn ballot_by_key(
         &self,
@@ -428,10 +444,13 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
     ) -> StoreResult<Option<Ballot>>;
     async fn ballot_by_receipt(&self, receipt: &str) -> StoreResult<Option<Ballot>>;
+    /// The voter's ballots, newest first, older than `before_id` when given.
     async fn ballots_of_voter(
         &self,
         voter_id: &str,
         campaign_id: Option<i64>,
+        before_id: Option<i64>,
+        limit: u32,
     ) -> StoreResult<Vec<Ballot>>;
     /// What the counters of a campaign should hold on `day`, from the ledger.
     async fn ledger_rebuild(
@@ -439,11 +458,8 @@ pub trait Store: Send + Sync + 'static {
         campaign_id: i64,
         day: chrono::NaiveDate,
     ) -> StoreResult<crate::counters::Rebuild>;
-    /// Counted votes per candidate, from the ledger.
-    async fn ledger_votes(
-        &self,
-        campaign_id: i64,
-    ) -> StoreResult<std::collections::HashMap<i64, i64>>;
+    /// Counted votes per candidate, from the ledger, with the chain head they go with.
+    async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<crate::counters::Tally>;
 
     // The audit chain.
     async fn audit_head(&self, campaign_id: i64) -> StoreResult<(i64, String)>;

@@ -35,4 +35,4 @@ impl PgStore {
     }
 }
 
-sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", lock: " FOR UPDATE");
+sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock: " FOR UPDATE", share: " FOR SHARE");

@@ -3,8 +3,9 @@
 //! PostgreSQL and SQLite accept the same SQL here (`$n` parameters, `RETURNING`,
 //! `ON CONFLICT`), so the queries are written once. The two differences are parameters of the
 //! macro: how a write transaction begins (SQLite: `BEGIN IMMEDIATE`, taking the write lock at
-//! once so that two writers never deadlock upgrading) and the row-lock suffix (PostgreSQL:
-//! `FOR UPDATE`; SQLite needs none, its write lock covers the whole database).
+//! once so that two writers never deadlock upgrading), how a read-only snapshot begins
+//! (PostgreSQL: `REPEATABLE READ`), and the row-lock suffixes (PostgreSQL: `FOR UPDATE`,
+//! `FOR SHARE`; SQLite needs none, its write lock covers the whole database).
 //!
 //! Parameters are numbered in order of first use: SQLite numbers `$n` by first appearance.
 
@@ -21,7 +22,7 @@ macro_rules! candidate_columns {
 }
 
 macro_rules! sql_store {
-    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, lock: $lock:literal) => {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal) => {
         type DbRow = <$db as sqlx::Database>::Row;
         type DbConn = <$db as sqlx::Database>::Connection;
 
@@ -89,13 +90,23 @@ macro_rules! sql_store {
         /// Appends entries to a campaign's chain inside the caller's transaction. The head row
         /// is locked first, so concurrent appends queue and the chain never forks.
         async fn append(conn: &mut DbConn, campaign_id: i64, bodies: Vec<serde_json::Value>) -> StoreResult<Vec<Entry>> {
+            let head = lock_head(conn, campaign_id).await?;
+            append_at(conn, campaign_id, head, bodies).await
+        }
+
+        /// Locks the campaign's chain head for the rest of the transaction: its seq and hash.
+        async fn lock_head(conn: &mut DbConn, campaign_id: i64) -> StoreResult<(i64, String)> {
             let head = sqlx::query(concat!("SELECT seq, hash FROM audit_heads WHERE campaign_id = $1", $lock))
                 .bind(campaign_id)
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            let mut seq: i64 = head.try_get("seq")?;
-            let head_hash: String = head.try_get("hash")?;
+            Ok((head.try_get("seq")?, head.try_get("hash")?))
+        }
+
+        /// Appends after `head`, which the caller locked with `lock_head`.
+        async fn append_at(conn: &mut DbConn, campaign_id: i64, head: (i64, String), bodies: Vec<serde_json::Value>) -> StoreResult<Vec<Entry>> {
+            let (mut seq, head_hash) = head;
             let mut prev = audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
             let mut entries = Vec::with_capacity(bodies.len());
             let mut texts = Vec::with_capacity(bodies.len());
@@ -169,6 +180,56 @@ macro_rules! sql_store {
             candidate_from_row(&row)
         }
 
+        /// Counted votes per candidate and the chain head they go with; inside a snapshot
+        /// transaction the two agree.
+        async fn tally(conn: &mut DbConn, campaign_id: i64) -> StoreResult<crate::counters::Tally> {
+            let through_seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_heads WHERE campaign_id = $1")
+                .bind(campaign_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .unwrap_or(0);
+            let rows = sqlx::query(
+                "SELECT v.candidate_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
+                 WHERE v.campaign_id = $1 AND b.status = 'counted' GROUP BY v.candidate_id",
+            )
+            .bind(campaign_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let votes = rows.iter().map(|r| Ok((r.try_get("candidate_id")?, r.try_get("n")?))).collect::<StoreResult<_>>()?;
+            Ok(crate::counters::Tally { through_seq, votes })
+        }
+
+        /// The approved candidates of the campaign among `ids`.
+        async fn approved_among(conn: &mut DbConn, campaign_id: i64, ids: &[i64]) -> StoreResult<std::collections::HashSet<i64>> {
+            let mut sql: QueryBuilder<$db> =
+                QueryBuilder::new("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = ");
+            sql.push_bind(campaign_id).push(" AND id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            sql.push(")");
+            Ok(sql.build_query_scalar().fetch_all(&mut *conn).await?.into_iter().collect())
+        }
+
+        /// The (voter, key) pairs among `keyed` that already have a ballot in the campaign.
+        async fn used_keys(conn: &mut DbConn, campaign_id: i64, keyed: &[(&str, &str)]) -> StoreResult<std::collections::HashSet<(String, String)>> {
+            if keyed.is_empty() {
+                return Ok(Default::default());
+            }
+            let mut sql: QueryBuilder<$db> =
+                QueryBuilder::new("SELECT voter_id, idempotency_key FROM ballots WHERE campaign_id = ");
+            sql.push_bind(campaign_id).push(" AND (voter_id, idempotency_key) IN (");
+            let mut list = sql.separated(", ");
+            for (voter, key) in keyed {
+                list.push("(").push_bind_unseparated(voter.to_string()).push_unseparated(", ")
+                    .push_bind_unseparated(key.to_string()).push_unseparated(")");
+            }
+            sql.push(")");
+            let rows = sql.build().fetch_all(&mut *conn).await?;
+            rows.iter().map(|r| Ok((r.try_get("voter_id")?, r.try_get("idempotency_key")?))).collect()
+        }
+
         fn ballot_from_row(r: &DbRow) -> StoreResult<Ballot> {
             let ids: Vec<String> = decode_json("candidate_ids", r.try_get("candidate_ids")?)?;
             Ok(Ballot {
@@ -187,16 +248,11 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $store {
-            async fn approved_among(&self, campaign_id: i64, ids: &[i64]) -> StoreResult<Vec<i64>> {
-                let mut sql: QueryBuilder<$db> =
-                    QueryBuilder::new("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = ");
-                sql.push_bind(campaign_id).push(" AND id IN (");
-                let mut list = sql.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                sql.push(")");
-                Ok(sql.build_query_scalar().fetch_all(&self.pool).await?)
+            async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>> {
+                Ok(sqlx::query_scalar("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>> {
@@ -207,32 +263,52 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin_with($begin).await?;
                 // Campaigns in id order, so two batches never wait on each other's heads.
                 for campaign_id in campaigns {
-                    sqlx::query(concat!("SELECT seq FROM audit_heads WHERE campaign_id = $1", $lock))
+                    // The campaign row is shared-locked first, as every change of the campaign
+                    // locks it for update first: the campaign, its candidates and the keys read
+                    // here are what every change before this batch left and none after, so the
+                    // checks the vote path made against its cache are made again, exactly,
+                    // before the chain head is locked (the head is the one lock all of a
+                    // campaign's batches queue on; it is held for as few statements as can be).
+                    let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $share))
                         .bind(campaign_id)
                         .fetch_optional(&mut *tx)
                         .await?
                         .ok_or(StoreError::NotFound)?;
-                    // With the head locked, keys recorded by other batches are visible: a repeat
-                    // is refused here rather than failing the whole batch on the unique index.
-                    let mut keys_in_batch: Vec<(&str, &str)> = Vec::new();
+                    let campaign = campaign_from_row(&row)?;
+                    let mine: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].campaign_id == campaign_id).collect();
+                    let mut wanted: Vec<i64> = mine.iter().flat_map(|i| batch[*i].candidate_ids.iter().copied()).collect();
+                    wanted.sort_unstable();
+                    wanted.dedup();
+                    let approved = approved_among(&mut tx, campaign_id, &wanted).await?;
+                    let keyed: Vec<(&str, &str)> = mine
+                        .iter()
+                        .filter_map(|i| Some((batch[*i].voter_id.as_str(), batch[*i].idempotency_key.as_deref()?)))
+                        .collect();
+                    let used = used_keys(&mut tx, campaign_id, &keyed).await?;
+                    let mut keys_in_batch: std::collections::HashSet<(&str, &str)> = Default::default();
                     let mut members = Vec::new();
-                    for (i, b) in batch.iter().enumerate().filter(|(_, b)| b.campaign_id == campaign_id) {
-                        if let Some(key) = &b.idempotency_key {
-                            let seen: Option<i64> = sqlx::query_scalar(
-                                "SELECT id FROM ballots WHERE campaign_id = $1 AND voter_id = $2 AND idempotency_key = $3",
-                            )
-                            .bind(campaign_id)
-                            .bind(&b.voter_id)
-                            .bind(key)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                            if seen.is_some() || keys_in_batch.contains(&(b.voter_id.as_str(), key.as_str())) {
-                                results[i] = Some(Err(StoreError::Conflict("idempotency key")));
-                                continue;
-                            }
-                            keys_in_batch.push((b.voter_id.as_str(), key.as_str()));
+                    for i in mine {
+                        let b = &batch[i];
+                        let voting = campaign.kind == campaign::Kind::Selection
+                            && campaign::current_phase(campaign.is_draft, &campaign.phases, b.cast_at)
+                                == campaign::CurrentPhase::Voting;
+                        let refusal = if !voting {
+                            Some(StoreError::Refused(BallotRefusal::VotingClosed))
+                        } else if !b.candidate_ids.iter().all(|c| approved.contains(c)) {
+                            Some(StoreError::Refused(BallotRefusal::NotApproved))
+                        } else if let Some(key) = b.idempotency_key.as_deref() {
+                            // A repeat is refused here rather than failing the whole batch on
+                            // the unique index.
+                            let pair = (b.voter_id.as_str(), key);
+                            let seen = used.contains(&(pair.0.to_string(), pair.1.to_string()));
+                            (seen || !keys_in_batch.insert(pair)).then_some(StoreError::Conflict("idempotency key"))
+                        } else {
+                            None
+                        };
+                        match refusal {
+                            Some(e) => results[i] = Some(Err(e)),
+                            None => members.push(i),
                         }
-                        members.push(i);
                     }
                     let bodies = members
                         .iter()
@@ -247,10 +323,11 @@ macro_rules! sql_store {
                             })
                         })
                         .collect();
-                    let entries = append(&mut tx, campaign_id, bodies).await?;
                     if members.is_empty() {
                         continue;
                     }
+                    let head = lock_head(&mut tx, campaign_id).await?;
+                    let entries = append_at(&mut tx, campaign_id, head, bodies).await?;
                     let mut insert: QueryBuilder<$db> = QueryBuilder::new(
                         "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
                          remaining_today, seq, receipt, cast_at, quota_day) ",
@@ -329,27 +406,32 @@ macro_rules! sql_store {
                 row.as_ref().map(ballot_from_row).transpose()
             }
 
-            async fn ballots_of_voter(&self, voter_id: &str, campaign_id: Option<i64>) -> StoreResult<Vec<Ballot>> {
+            async fn ballots_of_voter(&self, voter_id: &str, campaign_id: Option<i64>, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<Ballot>> {
                 let rows = sqlx::query(
                     "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
-                     FROM ballots WHERE voter_id = $1 AND ($2 IS NULL OR campaign_id = $2) ORDER BY id DESC LIMIT 500",
+                     FROM ballots WHERE voter_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND ($3 IS NULL OR id < $3) \
+                     ORDER BY id DESC LIMIT $4",
                 )
                 .bind(voter_id)
                 .bind(campaign_id)
+                .bind(before_id)
+                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(ballot_from_row).collect()
             }
 
             async fn ledger_rebuild(&self, campaign_id: i64, day: chrono::NaiveDate) -> StoreResult<crate::counters::Rebuild> {
-                let mut r = crate::counters::Rebuild { votes: self.ledger_votes(campaign_id).await?, day, ..Default::default() };
+                // One snapshot, so that the quotas and the tally agree with one chain head.
+                let mut tx = self.pool.begin_with($snapshot).await?;
+                let mut r = crate::counters::Rebuild { tally: tally(&mut tx, campaign_id).await?, day, ..Default::default() };
                 // Quotas count every ballot taken, whatever its status later.
                 let rows = sqlx::query(
                     "SELECT b.voter_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
                      WHERE v.campaign_id = $1 GROUP BY b.voter_id",
                 )
                 .bind(campaign_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
                 for row in rows {
                     r.totals.insert(row.try_get("voter_id")?, row.try_get("n")?);
@@ -360,24 +442,21 @@ macro_rules! sql_store {
                 )
                 .bind(campaign_id)
                 .bind(day.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
                 for row in rows {
                     let voter: String = row.try_get("voter_id")?;
                     r.day_votes.entry(voter).or_default().insert(row.try_get("candidate_id")?, row.try_get("n")?);
                 }
+                tx.commit().await?;
                 Ok(r)
             }
 
-            async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<std::collections::HashMap<i64, i64>> {
-                let rows = sqlx::query(
-                    "SELECT v.candidate_id, COUNT(*) AS n FROM ballot_votes v JOIN ballots b ON b.id = v.ballot_id \
-                     WHERE v.campaign_id = $1 AND b.status = 'counted' GROUP BY v.candidate_id",
-                )
-                .bind(campaign_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(|r| Ok((r.try_get("candidate_id")?, r.try_get("n")?))).collect()
+            async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<crate::counters::Tally> {
+                let mut tx = self.pool.begin_with($snapshot).await?;
+                let t = tally(&mut tx, campaign_id).await?;
+                tx.commit().await?;
+                Ok(t)
             }
 
             fn kind(&self) -> DatabaseKind {

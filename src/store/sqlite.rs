@@ -47,4 +47,4 @@ impl SqliteStore {
     }
 }
 
-sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", lock: "");
+sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", snapshot: "BEGIN", lock: "", share: "");

@@ -133,7 +133,7 @@ pub async fn assert_counts_match_ledger(
     campaign: &str,
 ) -> std::collections::HashMap<i64, i64> {
     let id: i64 = campaign.parse().unwrap();
-    let ledger = app.services.store.ledger_votes(id).await.unwrap();
+    let ledger = app.services.store.ledger_votes(id).await.unwrap().votes;
     let live = app.services.counters.votes(id).await.unwrap();
     let live: std::collections::HashMap<i64, i64> =
         live.into_iter().filter(|(_, v)| *v != 0).collect();
@@ -273,6 +273,33 @@ async fn a_repeated_idempotency_key_gives_the_first_answer_and_counts_once(backe
         )
         .await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 2);
+    // A page at a time, newest first, each ballot once.
+    let first_page = app
+        .get(
+            &format!("/api/v1/me/ballots?campaign_id={id}&limit=1"),
+            Some(&voter),
+        )
+        .await;
+    let second_page = app
+        .get(
+            &format!(
+                "/api/v1/me/ballots?campaign_id={id}&limit=1&cursor={}",
+                first_page.body["next_cursor"].as_str().unwrap()
+            ),
+            Some(&voter),
+        )
+        .await;
+    assert_eq!(
+        first_page.body["items"][0]["receipt"],
+        racing[0].body["receipt"]
+    );
+    assert_eq!(
+        second_page.body["items"][0]["receipt"],
+        first.body["receipt"]
+    );
+    app.get("/api/v1/me/ballots?cursor=abc", Some(&voter))
+        .await
+        .assert_error(422, "invalid_request");
 }
 
 async fn ballots_are_checked_and_receipts_can_be_looked_up(backend: Backend) {
@@ -414,6 +441,49 @@ async fn second_instance(first: &TestApp) -> TestApp {
         },
     )
     .await
+}
+
+/// Each instance keeps campaigns in memory for a moment; the ledger checks again, so a change
+/// made through one instance holds at once on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_through_one_instance_holds_at_once_on_another() {
+    let a = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
+    let b = second_instance(&a).await;
+    let (id, c, org) = voting_campaign(&a, rules(3, 3, 1, "live"), 2).await;
+    let voter = b.dev_citizen("oStale").await;
+    // B reads the campaign (and keeps it) on this first ballot.
+    let first = ballot(&b, &id, &voter, &[&c[0]], None).await;
+    assert_eq!(first.body["remaining_today"], 2, "{}", first.text);
+    a.post(
+        &format!("/api/v1/admin/campaigns/{id}/candidates/{}/withdraw", c[0]),
+        &json!({"reason": "本人申请退出"}),
+        Some(&org),
+    )
+    .await;
+    ballot(&b, &id, &voter, &[&c[0]], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    // The refused ballot's quota came back.
+    let next = ballot(&b, &id, &voter, &[&c[1]], None).await;
+    assert_eq!(next.body["remaining_today"], 1, "{}", next.text);
+    let past = chrono::Utc::now() - chrono::Duration::days(3);
+    a.patch(&format!("/api/v1/admin/campaigns/{id}"), &json!({"phases": [{"phase": "voting", "starts_at": past, "ends_at": past + chrono::Duration::days(1)}]}), Some(&org))
+        .await;
+    ballot(&b, &id, &voter, &[&c[1]], None)
+        .await
+        .assert_error(409, "voting_closed");
+    let ledger = assert_counts_match_ledger(&b, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 2);
+    assert_eq!(
+        b.services
+            .counters
+            .votes(id.parse().unwrap())
+            .await
+            .unwrap()
+            .values()
+            .sum::<i64>(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

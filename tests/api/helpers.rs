@@ -343,25 +343,7 @@ impl TestApp {
 
     /// The campaign's entries, read as staff.
     pub async fn entries(&self, campaign: &str, token: &str) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let r = self
-                .get(
-                    &format!(
-                        "/api/v1/campaigns/{campaign}/audit/entries?after_seq={after}&limit=1000"
-                    ),
-                    Some(token),
-                )
-                .await;
-            assert_eq!(r.status, 200, "{}", r.text);
-            let items = r.body["items"].as_array().unwrap().clone();
-            if items.is_empty() {
-                return all;
-            }
-            after = items.last().unwrap()["seq"].as_i64().unwrap();
-            all.extend(items);
-        }
+        chain_entries(&self.client, &self.address, campaign, token).await
     }
 
     pub async fn dev_citizen(&self, openid: &str) -> String {
@@ -569,4 +551,54 @@ impl Drop for CuttableProxy {
     fn drop(&mut self) {
         self.cut();
     }
+}
+
+/// Every entry of a campaign's chain from the service at `base`, read as staff page by page.
+pub async fn chain_entries(
+    client: &reqwest::Client,
+    base: &str,
+    campaign: &str,
+    token: &str,
+) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let r = client
+            .get(format!(
+                "{base}/api/v1/campaigns/{campaign}/audit/entries?after_seq={after}&limit=1000"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let r = Reply::from(r).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.body["items"].as_array().unwrap().clone();
+        let Some(last) = items.last() else {
+            return all;
+        };
+        after = last["seq"].as_i64().unwrap();
+        all.extend(items);
+    }
+}
+
+/// Collects a child's stdout and stderr line by line, as it prints them.
+pub fn capture_output(child: &mut std::process::Child) -> Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    lines
 }

@@ -8,6 +8,7 @@ mod campaign_admin;
 mod campaigns_read;
 mod citizen_auth;
 mod counters;
+mod durability;
 mod errors;
 mod health;
 mod process;

@@ -147,3 +147,112 @@ async fn reconcile_prints_the_difference_and_repairs_it() {
     assert!(text.contains("1 difference(s) found"), "{text}");
     assert_counts_match_ledger(&app, &id).await;
 }
+
+crate::on_both_backends!(live_counts_recounted_while_ballots_race_stay_exact);
+
+/// A recount reads the ledger at one moment and writes the counts at a later one; batches
+/// counted in between must be neither lost nor counted twice. Recount over and over while
+/// a thousand voters race.
+async fn live_counts_recounted_while_ballots_race_stay_exact(backend: Backend) {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("db_max_connections", "16")],
+    )
+    .await;
+    let (id, cands, _) = voting_campaign(&app, rules(5, 1, 1, "live"), 10).await;
+    let campaign: i64 = id.parse().unwrap();
+    let tokens: Vec<String> = futures_util::stream::iter(0..1000)
+        .map(|i| {
+            let app = &app;
+            async move { app.dev_citizen(&format!("oRecount{i}")).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let recounts = async {
+        let mut n = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            minyi::app::recount::recount_live(&app.services, campaign)
+                .await
+                .unwrap();
+            n += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        n
+    };
+    let voting = async {
+        let replies: Vec<Reply> = futures_util::stream::iter(tokens.iter().enumerate())
+            .map(|(i, t)| {
+                let (app, id, pick) = (&app, &id, [&cands[i % 10]]);
+                async move { ballot(app, id, t, &pick, None).await }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        replies
+    };
+    let (n, replies) = tokio::join!(recounts, voting);
+    assert!(n >= 5, "only {n} recounts ran during the race");
+    assert!(replies.iter().all(|r| r.status == 201));
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 1000);
+    assert!(ledger.values().all(|v| *v == 100), "{ledger:?}");
+}
+
+/// An instance that crashed between its commit and its counting left ballots on the record
+/// that no live count holds; the next instance to start recounts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_instance_counts_ballots_a_crashed_one_never_counted() {
+    let a = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
+    let (id, c, _) = voting_campaign(&a, rules(5, 5, 1, "live"), 2).await;
+    let campaign: i64 = id.parse().unwrap();
+    let voter = a.dev_citizen("oCounted").await;
+    assert_eq!(ballot(&a, &id, &voter, &[&c[0]], None).await.status, 201);
+    // Straight into the ledger, as the crashed instance left them: committed, never counted.
+    let now = chrono::Utc::now();
+    let lost: Vec<minyi::store::NewBallot> = (0..3)
+        .map(|i| minyi::store::NewBallot {
+            campaign_id: campaign,
+            voter_id: format!("{:032x}", i + 1),
+            candidate_ids: vec![c[1].parse().unwrap()],
+            idempotency_key: None,
+            request_hash: "lost".into(),
+            remaining_today: 4,
+            cast_at: now,
+            quota_day: now.date_naive(),
+        })
+        .collect();
+    let recorded = a.services.store.record_ballots(&lost).await.unwrap();
+    assert!(recorded.iter().all(|r| r.is_ok()));
+    let live = a.services.counters.votes(campaign).await.unwrap();
+    assert_eq!(live.get(&c[1].parse::<i64>().unwrap()), None);
+
+    let b = TestApp::spawn_opts(
+        Backend::Postgres,
+        TestOptions {
+            overrides: &[("dev_login", "true")],
+            database_url: Some(a.database_url.clone()),
+            redis_url: None,
+            redis_prefix: Some(a.redis_prefix.clone()),
+            clock: None,
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let live = b.services.counters.votes(campaign).await.unwrap();
+        if live.get(&c[1].parse::<i64>().unwrap()) == Some(&3) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not recounted: {live:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ledger = assert_counts_match_ledger(&b, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 4);
+}
