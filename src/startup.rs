@@ -72,6 +72,10 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
         counters.clone(),
         settings.ballot_batch_max,
         settings.ballot_batch_wait,
+        match settings.database_kind {
+            DatabaseKind::Postgres => 4,
+            DatabaseKind::Sqlite => 1,
+        },
     );
     Ok(Services {
         settings: Arc::new(settings),

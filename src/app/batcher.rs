@@ -27,20 +27,20 @@ pub struct Batcher {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Batches written at the same time (different campaigns proceed in parallel; one campaign's
-/// batches queue on its chain head).
-const WRITERS: usize = 4;
-
 impl Batcher {
     /// Starts the collecting task on the current runtime.
+    /// `writers`: batches written at the same time. On PostgreSQL several overlap (one
+    /// campaign's batches queue only on its chain head, and do their checks before it); on
+    /// SQLite, which has one writer at a time, one (others would only wait in its busy loop).
     pub fn start(
         store: Arc<dyn Store>,
         counters: Arc<dyn Counters>,
         max: usize,
         wait: Duration,
+        writers: usize,
     ) -> Self {
-        let (jobs, mut rx) = mpsc::channel::<Job>(max.max(1) * WRITERS * 4);
-        let writers = Arc::new(Semaphore::new(WRITERS));
+        let (jobs, mut rx) = mpsc::channel::<Job>(max.max(1) * writers.max(1) * 4);
+        let writers = Arc::new(Semaphore::new(writers.max(1)));
         tokio::spawn(async move {
             // A writer is taken before the batch is closed: while every writer is busy,
             // ballots pile up in the channel and the next batch takes them all at once, so

@@ -219,6 +219,54 @@ pub struct NewBallot {
     pub quota_day: chrono::NaiveDate,
 }
 
+/// Entries linked after a chain head, ready to be written: the entries, their canonical
+/// texts (what is hashed and stored), and the new head.
+pub struct Linked {
+    pub entries: Vec<Entry>,
+    pub texts: Vec<String>,
+    pub head: (i64, String),
+}
+
+/// Links `bodies` after `head` (seq, hash). Pure: the caller holds the head's lock and writes.
+pub fn chain(head: (i64, String), bodies: Vec<serde_json::Value>) -> StoreResult<Linked> {
+    use crate::domain::audit;
+    let (mut seq, head_hash) = head;
+    let mut prev =
+        audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
+    let mut entries = Vec::with_capacity(bodies.len());
+    let mut texts = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let text = audit::canonical(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hash = audit::link(&prev, &text);
+        seq += 1;
+        let kind = body
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        entries.push(Entry {
+            seq,
+            kind,
+            body,
+            prev_hash: audit::to_hex(&prev),
+            hash: audit::to_hex(&hash),
+        });
+        texts.push(text);
+        prev = hash;
+    }
+    Ok(Linked {
+        entries,
+        texts,
+        head: (seq, audit::to_hex(&prev)),
+    })
+}
+
+/// How a ballot's candidates are stored: a JSON array of id strings, in the ballot's order.
+pub fn candidate_ids_text(b: &NewBallot) -> StoreResult<String> {
+    let ids: Vec<String> = b.candidate_ids.iter().map(|c| c.to_string()).collect();
+    serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// A recorded ballot and its place in the chain.
 #[derive(Debug, Clone)]
 pub struct Ballot {

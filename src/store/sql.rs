@@ -21,8 +21,14 @@ macro_rules! candidate_columns {
     };
 }
 
+macro_rules! ballot_columns {
+    () => {
+        "id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at"
+    };
+}
+
 macro_rules! sql_store {
-    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal) => {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, ballot_writer: $writer:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
         type DbConn = <$db as sqlx::Database>::Connection;
 
@@ -106,22 +112,16 @@ macro_rules! sql_store {
 
         /// Appends after `head`, which the caller locked with `lock_head`.
         async fn append_at(conn: &mut DbConn, campaign_id: i64, head: (i64, String), bodies: Vec<serde_json::Value>) -> StoreResult<Vec<Entry>> {
-            let (mut seq, head_hash) = head;
-            let mut prev = audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
-            let mut entries = Vec::with_capacity(bodies.len());
-            let mut texts = Vec::with_capacity(bodies.len());
-            for body in bodies {
-                let text = audit::canonical(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let hash = audit::link(&prev, &text);
-                seq += 1;
-                let kind = body.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
-                entries.push(Entry { seq, kind, body, prev_hash: audit::to_hex(&prev), hash: audit::to_hex(&hash) });
-                texts.push(text);
-                prev = hash;
-            }
+            let linked = chain(head, bodies)?;
+            insert_entries(conn, campaign_id, &linked).await?;
+            Ok(linked.entries)
+        }
+
+        /// Writes linked entries and moves the head past them.
+        async fn insert_entries(conn: &mut DbConn, campaign_id: i64, linked: &Linked) -> StoreResult<()> {
             // Few statements for a whole batch: rows of 6 parameters in chunks of 1,000, under
             // either backend's limit on bound parameters (an import can hold 10,000 rows).
-            let rows: Vec<(&Entry, &String)> = entries.iter().zip(&texts).collect();
+            let rows: Vec<(&Entry, &String)> = linked.entries.iter().zip(&linked.texts).collect();
             for chunk in rows.chunks(1000) {
                 let mut insert: QueryBuilder<$db> =
                     QueryBuilder::new("INSERT INTO audit_entries (campaign_id, seq, kind, body, prev_hash, hash) ");
@@ -136,12 +136,74 @@ macro_rules! sql_store {
                 insert.build().execute(&mut *conn).await?;
             }
             sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE campaign_id = $3")
-                .bind(seq)
-                .bind(audit::to_hex(&prev))
+                .bind(linked.head.0)
+                .bind(&linked.head.1)
                 .bind(campaign_id)
                 .execute(&mut *conn)
                 .await?;
-            Ok(entries)
+            Ok(())
+        }
+
+        /// Records one campaign's share of a ballot batch after its head (statement by
+        /// statement; PostgreSQL has a one-statement writer of its own). Returns the ballots
+        /// in the order of `members`.
+        #[allow(dead_code)]
+        async fn write_ballots_plain(conn: &mut DbConn, campaign_id: i64, linked: &Linked, members: &[&NewBallot]) -> StoreResult<Vec<Ballot>> {
+            insert_entries(conn, campaign_id, linked).await?;
+            let mut insert: QueryBuilder<$db> = QueryBuilder::new(
+                "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
+                 remaining_today, seq, receipt, cast_at, quota_day) ",
+            );
+            let mut id_texts = Vec::with_capacity(members.len());
+            for b in members {
+                id_texts.push(candidate_ids_text(b)?);
+            }
+            insert.push_values(members.iter().zip(&linked.entries).zip(&id_texts), |mut row, ((b, entry), ids)| {
+                row.push_bind(b.campaign_id)
+                    .push_bind(b.voter_id.clone())
+                    .push_bind(ids.clone())
+                    .push_bind(b.idempotency_key.clone())
+                    .push_bind(b.request_hash.clone())
+                    .push_bind(b.remaining_today as i32)
+                    .push_bind(entry.seq)
+                    .push_bind(entry.hash.clone())
+                    .push_bind(b.cast_at)
+                    .push_bind(b.quota_day.to_string());
+            });
+            insert.push(concat!(" RETURNING ", ballot_columns!()));
+            let found = insert.build().fetch_all(&mut *conn).await?;
+            let ballots = in_member_order(&found, &linked.entries)?;
+            let mut pairs = Vec::new();
+            for (ballot, b) in ballots.iter().zip(members) {
+                for c in &b.candidate_ids {
+                    pairs.push((ballot.id, *c));
+                }
+            }
+            // Up to 100 candidates a ballot: chunks keep each insert under the
+            // backends' limits on bound parameters.
+            for chunk in pairs.chunks(5000) {
+                let mut votes: QueryBuilder<$db> =
+                    QueryBuilder::new("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) ");
+                votes.push_values(chunk, |mut v, (ballot_id, candidate)| {
+                    v.push_bind(*ballot_id).push_bind(campaign_id).push_bind(*candidate);
+                });
+                votes.build().execute(&mut *conn).await?;
+            }
+            Ok(ballots)
+        }
+
+        /// Returned ballot rows in the order of their entries: matched by seq, never by
+        /// position (RETURNING promises no order).
+        fn in_member_order(rows: &[DbRow], entries: &[Entry]) -> StoreResult<Vec<Ballot>> {
+            let mut by_seq = std::collections::HashMap::new();
+            for row in rows {
+                let ballot = ballot_from_row(row)?;
+                by_seq.insert(ballot.seq, ballot);
+            }
+            entries
+                .iter()
+                .map(|e| by_seq.remove(&e.seq).ok_or_else(|| StoreError::Corrupt("ballot row not returned".into())))
+                .collect()
         }
 
         /// The campaign row, locked for the rest of the transaction.
@@ -327,55 +389,11 @@ macro_rules! sql_store {
                         continue;
                     }
                     let head = lock_head(&mut tx, campaign_id).await?;
-                    let entries = append_at(&mut tx, campaign_id, head, bodies).await?;
-                    let mut insert: QueryBuilder<$db> = QueryBuilder::new(
-                        "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
-                         remaining_today, seq, receipt, cast_at, quota_day) ",
-                    );
-                    let rows: Vec<(&NewBallot, &Entry)> = members.iter().map(|i| &batch[*i]).zip(&entries).collect();
-                    let mut id_texts = Vec::with_capacity(rows.len());
-                    for (b, _) in &rows {
-                        let ids: Vec<String> = b.candidate_ids.iter().map(|c| c.to_string()).collect();
-                        id_texts.push(json_text(&ids)?);
-                    }
-                    insert.push_values(rows.iter().zip(&id_texts), |mut row, ((b, entry), ids)| {
-                        row.push_bind(b.campaign_id)
-                            .push_bind(b.voter_id.clone())
-                            .push_bind(ids.clone())
-                            .push_bind(b.idempotency_key.clone())
-                            .push_bind(b.request_hash.clone())
-                            .push_bind(b.remaining_today as i32)
-                            .push_bind(entry.seq)
-                            .push_bind(entry.hash.clone())
-                            .push_bind(b.cast_at)
-                            .push_bind(b.quota_day.to_string());
-                    });
-                    insert.push(
-                        " RETURNING id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at",
-                    );
-                    // RETURNING rows are matched to ballots by seq, never by position.
-                    let mut by_seq = std::collections::HashMap::new();
-                    for row in insert.build().fetch_all(&mut *tx).await? {
-                        let ballot = ballot_from_row(&row)?;
-                        by_seq.insert(ballot.seq, ballot);
-                    }
-                    let mut pairs = Vec::new();
-                    for (i, entry) in members.iter().zip(&entries) {
-                        let ballot = by_seq.remove(&entry.seq).ok_or_else(|| StoreError::Corrupt("ballot row not returned".into()))?;
-                        for c in &batch[*i].candidate_ids {
-                            pairs.push((ballot.id, *c));
-                        }
-                        results[*i] = Some(Ok(ballot));
-                    }
-                    // Up to 100 candidates a ballot: chunks keep each insert under the
-                    // backends' limits on bound parameters.
-                    for chunk in pairs.chunks(5000) {
-                        let mut votes: QueryBuilder<$db> =
-                            QueryBuilder::new("INSERT INTO ballot_votes (ballot_id, campaign_id, candidate_id) ");
-                        votes.push_values(chunk, |mut v, (ballot_id, candidate)| {
-                            v.push_bind(*ballot_id).push_bind(campaign_id).push_bind(*candidate);
-                        });
-                        votes.build().execute(&mut *tx).await?;
+                    let linked = chain(head, bodies)?;
+                    let rows: Vec<&NewBallot> = members.iter().map(|i| &batch[*i]).collect();
+                    let ballots = $writer(&mut tx, campaign_id, &linked, &rows).await?;
+                    for (i, ballot) in members.into_iter().zip(ballots) {
+                        results[i] = Some(Ok(ballot));
                     }
                 }
                 tx.commit().await?;
@@ -384,8 +402,8 @@ macro_rules! sql_store {
 
             async fn ballot_by_key(&self, campaign_id: i64, voter_id: &str, key: &str) -> StoreResult<Option<Ballot>> {
                 let row = sqlx::query(
-                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
-                     FROM ballots WHERE campaign_id = $1 AND voter_id = $2 AND idempotency_key = $3",
+                    concat!("SELECT ", ballot_columns!(), " \
+                     FROM ballots WHERE campaign_id = $1 AND voter_id = $2 AND idempotency_key = $3"),
                 )
                 .bind(campaign_id)
                 .bind(voter_id)
@@ -397,8 +415,8 @@ macro_rules! sql_store {
 
             async fn ballot_by_receipt(&self, receipt: &str) -> StoreResult<Option<Ballot>> {
                 let row = sqlx::query(
-                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
-                     FROM ballots WHERE receipt = $1",
+                    concat!("SELECT ", ballot_columns!(), " \
+                     FROM ballots WHERE receipt = $1"),
                 )
                 .bind(receipt)
                 .fetch_optional(&self.pool)
@@ -408,9 +426,9 @@ macro_rules! sql_store {
 
             async fn ballots_of_voter(&self, voter_id: &str, campaign_id: Option<i64>, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<Ballot>> {
                 let rows = sqlx::query(
-                    "SELECT id, campaign_id, voter_id, candidate_ids, request_hash, remaining_today, seq, receipt, status, cast_at \
+                    concat!("SELECT ", ballot_columns!(), " \
                      FROM ballots WHERE voter_id = $1 AND ($2 IS NULL OR campaign_id = $2) AND ($3 IS NULL OR id < $3) \
-                     ORDER BY id DESC LIMIT $4",
+                     ORDER BY id DESC LIMIT $4"),
                 )
                 .bind(voter_id)
                 .bind(campaign_id)
