@@ -14,6 +14,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::rate::RateSpec;
+
 /// Raw settings as they come from the layers; `Settings::load` validates them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,11 @@ struct RawSettings {
     workers: usize,
     ballot_batch_max: usize,
     ballot_batch_wait_ms: u64,
+    rate_login_per_ip: String,
+    rate_ballots_per_ip: String,
+    rate_ballots_per_voter: String,
+    rate_reads_per_ip: String,
+    rate_limiter_max_keys: usize,
 }
 
 impl Default for RawSettings {
@@ -70,6 +77,13 @@ impl Default for RawSettings {
             workers: 0,
             ballot_batch_max: 64,
             ballot_batch_wait_ms: 2,
+            rate_login_per_ip: "30/min".into(),
+            // A hospital's or a village's clients may share one address: generous per
+            // address, strict per voter.
+            rate_ballots_per_ip: "600/min".into(),
+            rate_ballots_per_voter: "20/min".into(),
+            rate_reads_per_ip: "1200/min".into(),
+            rate_limiter_max_keys: 1_000_000,
         }
     }
 }
@@ -115,6 +129,18 @@ pub struct Settings {
     /// for more after its first ballot.
     pub ballot_batch_max: usize,
     pub ballot_batch_wait: Duration,
+    pub rates: RateSettings,
+}
+
+/// Rate limits per route class (`None`: off), and how many keys each in-process limiter
+/// keeps at most.
+#[derive(Debug, Clone)]
+pub struct RateSettings {
+    pub login_per_ip: Option<RateSpec>,
+    pub ballots_per_ip: Option<RateSpec>,
+    pub ballots_per_voter: Option<RateSpec>,
+    pub reads_per_ip: Option<RateSpec>,
+    pub max_keys: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +328,17 @@ impl Settings {
         }
         let trusted_proxies =
             parse_cidrs(&raw.trusted_proxies).map_err(|e| bad("MINYI_TRUSTED_PROXIES", e))?;
+        let rate = |name: &str, text: &str| RateSpec::parse(text).map_err(|e| bad(name, e));
+        if raw.rate_limiter_max_keys < 1000 {
+            return Err(bad("MINYI_RATE_LIMITER_MAX_KEYS", "must be at least 1000"));
+        }
+        let rates = RateSettings {
+            login_per_ip: rate("MINYI_RATE_LOGIN_PER_IP", &raw.rate_login_per_ip)?,
+            ballots_per_ip: rate("MINYI_RATE_BALLOTS_PER_IP", &raw.rate_ballots_per_ip)?,
+            ballots_per_voter: rate("MINYI_RATE_BALLOTS_PER_VOTER", &raw.rate_ballots_per_voter)?,
+            reads_per_ip: rate("MINYI_RATE_READS_PER_IP", &raw.rate_reads_per_ip)?,
+            max_keys: raw.rate_limiter_max_keys,
+        };
         Ok(Self {
             bind,
             database_url: Secret(raw.database_url),
@@ -329,6 +366,7 @@ impl Settings {
             workers: raw.workers,
             ballot_batch_max: raw.ballot_batch_max,
             ballot_batch_wait: Duration::from_millis(raw.ballot_batch_wait_ms),
+            rates,
         })
     }
 }

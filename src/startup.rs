@@ -77,6 +77,8 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
             DatabaseKind::Sqlite => 1,
         },
     );
+    let limits = crate::app::limits::Limits::new(&settings.rates, counters.clone());
+    limits.start_sweeping();
     Ok(Services {
         settings: Arc::new(settings),
         store,
@@ -84,6 +86,7 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
         wechat,
         key,
         ballots,
+        limits,
         campaigns: Default::default(),
         clock: Arc::new(chrono::Utc::now),
     })
@@ -169,6 +172,7 @@ impl Application {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
                 }))
+                .wrap(from_fn(http::limit::rate_limit))
                 .wrap(http::json_errors())
                 .wrap(from_fn(observe::metrics_and_request_id))
                 .wrap(TracingLogger::<observe::MinyiRootSpan>::new())

@@ -1,18 +1,23 @@
-//! What the vote path needs to know of a campaign (its rules, phases and approved candidates),
+//! What the vote path needs to know of a campaign (its rules, phases, approved candidates and
+//! blocklists),
 //! kept in memory for a moment so that a ballot costs no database read before its quota.
 //!
-//! The cache is only a first filter: the ledger checks the voting window and the candidates
-//! again under the chain's lock when it records the batch, so a stale entry can only move a
-//! refusal from here to there, never let a ballot through. This instance drops an entry as
+//! The cache is only a first filter: the ledger checks the voting window, the candidates and
+//! the blocked voters again when it records the batch, so a stale entry can only move a
+//! refusal from here to there, never let a ballot through. (Blocked networks are checked here
+//! only: the ledger never sees an address.) This instance drops an entry as
 //! soon as it changes the campaign; other instances see the change within `TTL`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use moka::future::Cache;
 
-use crate::store::{Campaign, Store, StoreError};
+use crate::store::{BlockSubject, Campaign, Store, StoreError};
 
 /// How long another instance's change can take to reach this one's first filter.
 const TTL: Duration = Duration::from_secs(2);
@@ -24,6 +29,16 @@ const CAPACITY: u64 = 10_000;
 pub struct VotingView {
     pub campaign: Campaign,
     pub approved: HashSet<i64>,
+    pub blocked_voters: HashSet<String>,
+    pub blocked_networks: Vec<IpNet>,
+}
+
+impl VotingView {
+    /// Whether the voter, or the network the ballot comes from, is blocked.
+    pub fn blocks(&self, voter: &str, ip: Option<IpAddr>) -> bool {
+        self.blocked_voters.contains(voter)
+            || ip.is_some_and(|ip| self.blocked_networks.iter().any(|n| n.contains(&ip)))
+    }
 }
 
 #[derive(Clone)]
@@ -53,9 +68,26 @@ impl CampaignCache {
             .try_get_with(campaign_id, async {
                 let campaign = store.get_campaign(campaign_id).await?;
                 let approved = store.approved_candidates(campaign_id).await?;
+                let mut blocked_voters = HashSet::new();
+                let mut blocked_networks = Vec::new();
+                for b in store.list_blocks(campaign_id).await? {
+                    match (b.subject, b.blocked) {
+                        (BlockSubject::Voter, true) => {
+                            blocked_voters.insert(b.value);
+                        }
+                        (BlockSubject::Network, true) => {
+                            if let Ok(net) = b.value.parse() {
+                                blocked_networks.push(net);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 Ok(Arc::new(VotingView {
                     campaign,
                     approved: approved.into_iter().collect(),
+                    blocked_voters,
+                    blocked_networks,
                 }))
             })
             .await

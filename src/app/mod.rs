@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod campaign_cache;
 pub mod citizen_auth;
 pub mod imports;
+pub mod limits;
 pub mod recount;
 pub mod staff_auth;
 pub mod verify;
@@ -27,6 +28,8 @@ pub struct Services {
     pub wechat: WechatClient,
     pub key: ServiceKey,
     pub ballots: batcher::Batcher,
+    /// Rate limits at the door (see `limits`).
+    pub limits: Arc<limits::Limits>,
     /// Campaigns as the vote path sees them, for a moment (see `campaign_cache`).
     pub campaigns: campaign_cache::CampaignCache,
     /// The time, as the vote path sees it. Always the system clock in the service; tests

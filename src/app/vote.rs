@@ -38,6 +38,10 @@ pub enum VoteError {
     },
     #[error("campaign quota exhausted")]
     CampaignExhausted,
+    #[error("voter or network blocked in this campaign")]
+    VoterBlocked,
+    #[error("rate limited")]
+    RateLimited(Duration),
     #[error("idempotency key reused with another ballot")]
     KeyReused,
     #[error("a request with this idempotency key is still in progress")]
@@ -53,6 +57,8 @@ pub struct Cast<'a> {
     pub campaign_id: i64,
     pub candidate_ids: &'a [String],
     pub idempotency_key: Option<&'a str>,
+    /// The client's address as the door saw it (for blocked networks).
+    pub ip: Option<std::net::IpAddr>,
     pub now: DateTime<Utc>,
 }
 
@@ -69,6 +75,9 @@ fn request_hash(ids: &[i64]) -> String {
 
 #[tracing::instrument(skip_all, fields(campaign_id = cast.campaign_id, voter_id = %cast.voter))]
 pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201, VoteError> {
+    if let Some(wait) = services.limits.check_voter(cast.voter).await {
+        return Err(VoteError::RateLimited(wait));
+    }
     let view = match services
         .campaigns
         .get(services.store.as_ref(), cast.campaign_id)
@@ -79,6 +88,9 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         Err(e) => return Err(e.into()),
     };
     let campaign = &view.campaign;
+    if view.blocks(cast.voter.as_str(), cast.ip) {
+        return Err(VoteError::VoterBlocked);
+    }
     if current_phase(false, &campaign.phases, cast.now) != CurrentPhase::Voting {
         return Err(VoteError::VotingClosed);
     }
@@ -206,6 +218,7 @@ async fn record(
             return Err(match e {
                 StoreError::Refused(BallotRefusal::VotingClosed) => VoteError::VotingClosed,
                 StoreError::Refused(BallotRefusal::NotApproved) => not_approved(),
+                StoreError::Refused(BallotRefusal::VoterBlocked) => VoteError::VoterBlocked,
                 e => {
                     tracing::error!(error = %e, "ballot not recorded; quotas given back");
                     e.into()

@@ -212,6 +212,14 @@ impl Counters for MemoryCounters {
         Ok(RecountOutcome::Rebuilt)
     }
 
+    async fn throttle(
+        &self,
+        _key: &str,
+        _spec: &crate::domain::rate::RateSpec,
+    ) -> CounterResult<Option<Duration>> {
+        Ok(None)
+    }
+
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {
         Ok(self
             .lock()

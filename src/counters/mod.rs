@@ -16,6 +16,7 @@ use sha2::Digest;
 pub use self::memory::MemoryCounters;
 pub use self::redis::RedisCounters;
 use crate::config::Settings;
+use crate::domain::rate::RateSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -161,6 +162,10 @@ pub trait Counters: Send + Sync + 'static {
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>>;
     /// Whether the campaign's counters are built (false after Redis lost its data).
     async fn is_ready(&self, campaign_id: i64) -> CounterResult<bool>;
+    /// One request against a rate limit shared by every instance: `None` when allowed, else
+    /// how long to wait. The in-process counters have nothing to share and always allow (the
+    /// service's own limiter covers the embedded deployment).
+    async fn throttle(&self, key: &str, spec: &RateSpec) -> CounterResult<Option<Duration>>;
     /// Replaces a campaign's quotas with `state` and marks it ready (the live counts are
     /// `recount_votes`'s). Unless `force`, it does nothing when the campaign is already ready
     /// (a rebuild that comes late or twice must not wipe quotas taken since).

@@ -33,6 +33,8 @@ static APPLY_VOTES: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("apply_votes.lua")));
 static RECOUNT_VOTES: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("recount_votes.lua")));
+static GCRA: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("gcra.lua")));
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -273,6 +275,25 @@ impl Counters for RedisCounters {
             0 => RecountOutcome::Newer,
             _ => RecountOutcome::TooOld,
         })
+    }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        spec: &crate::domain::rate::RateSpec,
+    ) -> CounterResult<Option<Duration>> {
+        let key = self.key(key);
+        let interval_ms = spec.interval().as_millis().max(1) as u64;
+        let wait_ms: u64 = self
+            .run(|mut c| async move {
+                GCRA.key(&key)
+                    .arg(interval_ms)
+                    .arg(spec.count.get())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 
     async fn votes(&self, campaign_id: i64) -> CounterResult<HashMap<i64, i64>> {

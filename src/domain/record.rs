@@ -117,6 +117,23 @@ pub struct TargetState {
     pub parent_id: Option<i64>,
 }
 
+/// A blocklist row: a voter id or a CIDR range that may (not) vote in the campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockState {
+    /// `voter` or `network`.
+    pub subject: String,
+    pub value: String,
+    pub blocked: bool,
+    pub reason: String,
+}
+
+impl BlockState {
+    /// The row's key in a snapshot.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.subject, self.value)
+    }
+}
+
 /// The kinds of entry staff changes make. Later issues add ballots and ratings.
 pub mod kinds {
     pub const CAMPAIGN_CREATED: &str = "campaign.created";
@@ -127,6 +144,7 @@ pub mod kinds {
     pub const CANDIDATE_NOMINATED: &str = "candidate.nominated";
     pub const CANDIDATE_STATUS: &str = "candidate.status_changed";
     pub const TARGET_CREATED: &str = "target.created";
+    pub const BLOCK_CHANGED: &str = "block.changed";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields
@@ -161,6 +179,8 @@ pub struct Snapshot {
     pub categories: BTreeMap<i64, (CategoryState, i64)>,
     pub candidates: BTreeMap<i64, (CandidateState, i64)>,
     pub targets: BTreeMap<i64, (TargetState, i64)>,
+    /// Blocklist rows by `subject:value`.
+    pub blocks: BTreeMap<String, (BlockState, i64)>,
 }
 
 /// The parts of a body the verifier reads, borrowed from its text: the kind and any state it
@@ -177,6 +197,8 @@ pub struct BodyHead<'a> {
     pub candidate: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     pub target: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub block: Option<&'a serde_json::value::RawValue>,
 }
 
 impl Snapshot {
@@ -202,6 +224,10 @@ impl Snapshot {
         if let Some(raw) = head.target {
             let t: TargetState = read(raw, "target")?;
             self.targets.insert(t.id, (t, seq));
+        }
+        if let Some(raw) = head.block {
+            let b: BlockState = read(raw, "block")?;
+            self.blocks.insert(b.key(), (b, seq));
         }
         Ok(())
     }
@@ -229,6 +255,9 @@ impl Snapshot {
         if let Some(t) = take::<TargetState>(body, "target")? {
             self.targets.insert(t.id, (t, seq));
         }
+        if let Some(b) = take::<BlockState>(body, "block")? {
+            self.blocks.insert(b.key(), (b, seq));
+        }
         Ok(())
     }
 
@@ -250,11 +279,12 @@ impl Snapshot {
         compare_maps("category", &self.categories, &db.categories, &mut diffs);
         compare_maps("candidate", &self.candidates, &db.candidates, &mut diffs);
         compare_maps("target", &self.targets, &db.targets, &mut diffs);
+        compare_maps("block", &self.blocks, &db.blocks, &mut diffs);
         diffs.into_iter().min_by_key(|(seq, _)| *seq)
     }
 }
 
-fn describe<T: Serialize>(what: &str, id: i64, chain: &T, db: &T) -> String {
+fn describe<T: Serialize>(what: &str, id: impl std::fmt::Display, chain: &T, db: &T) -> String {
     let a = serde_json::to_value(chain).unwrap_or_default();
     let b = serde_json::to_value(db).unwrap_or_default();
     let fields: Vec<String> = match (a, b) {
@@ -276,16 +306,16 @@ fn describe<T: Serialize>(what: &str, id: i64, chain: &T, db: &T) -> String {
     )
 }
 
-fn compare_maps<T: PartialEq + Serialize>(
+fn compare_maps<K: Ord + std::fmt::Display, T: PartialEq + Serialize>(
     what: &str,
-    chain: &BTreeMap<i64, (T, i64)>,
-    db: &BTreeMap<i64, (T, i64)>,
+    chain: &BTreeMap<K, (T, i64)>,
+    db: &BTreeMap<K, (T, i64)>,
     diffs: &mut Vec<(i64, String)>,
 ) {
     for (id, (recorded, seq)) in chain {
         match db.get(id) {
             Some((current, _)) if current != recorded => {
-                diffs.push((*seq, describe(what, *id, recorded, current)))
+                diffs.push((*seq, describe(what, id, recorded, current)))
             }
             None => diffs.push((*seq, format!("{what} {id} is missing from the database"))),
             _ => {}

@@ -1,5 +1,6 @@
 //! Citizens vote, check their receipts and watch the leaderboard.
 
+use actix_web::HttpMessage;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -49,9 +50,10 @@ impl From<Ballot> for BallotReceipt {
 /// by the same voter gets the first answer and counts nothing more.
 #[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = BallotBody, responses(
     (status = 201, body = BallotReceipt),
+    (status = 403, description = "`voter_blocked`: the voter or its network is blocked in this campaign"),
     (status = 409, description = "`voting_closed`"),
     (status = 422, description = "`invalid_ballot` or `idempotency_key_reused`"),
-    (status = 429, description = "`daily_quota_exhausted`, `candidate_daily_limit`, `campaign_quota_exhausted` (with `resets_at`)"),
+    (status = 429, description = "`daily_quota_exhausted`, `candidate_daily_limit`, `campaign_quota_exhausted` (with `resets_at`); `rate_limited` (with `Retry-After`)"),
     (status = 503, description = "`unavailable`: nothing was counted"),
 ), security(("citizen" = [])))]
 #[post("/campaigns/{campaign_id}/ballots")]
@@ -78,6 +80,10 @@ pub async fn cast(
         }
         None => None,
     };
+    let ip = req
+        .extensions()
+        .get::<super::limit::ClientIp>()
+        .map(|c| c.0);
     let done = vote::cast_ballot(
         &services,
         Cast {
@@ -85,6 +91,7 @@ pub async fn cast(
             campaign_id,
             candidate_ids: &body.candidate_ids,
             idempotency_key: key.as_deref(),
+            ip,
             now: services.now(),
         },
     )

@@ -69,6 +69,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 429 `rate_limited`, with `Retry-After` rounded up to whole seconds.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Self::RateLimited {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            message: "操作过于频繁，请稍后再试",
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
@@ -351,6 +359,12 @@ impl From<crate::app::vote::VoteError> for ApiError {
                 "您在本次活动中的票数已用完",
             )
             .with("resets_at", Value::Null),
+            V::RateLimited(wait) => Self::rate_limited(wait),
+            V::VoterBlocked => Self::refused(
+                StatusCode::FORBIDDEN,
+                "voter_blocked",
+                "您的账号或网络已被限制在本活动中投票，如有疑问请联系主办方",
+            ),
             V::KeyReused => Self::refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

@@ -8,10 +8,12 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod ballots;
+pub mod blocks;
 pub mod campaigns;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod limit;
 pub mod observe;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -124,6 +126,9 @@ where
         .service(admin::withdraw)
         .service(admin::add_target)
         .service(admin::import_targets)
+        .service(blocks::list_blocks)
+        .service(blocks::block)
+        .service(blocks::lift)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);

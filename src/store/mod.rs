@@ -61,6 +61,8 @@ pub enum BallotRefusal {
     VotingClosed,
     /// A candidate of the ballot is not (or no longer) approved.
     NotApproved,
+    /// The voter is blocked in the campaign.
+    VoterBlocked,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -217,6 +219,51 @@ pub struct NewBallot {
     pub cast_at: DateTime<Utc>,
     /// The quota day (campaign time zone) the ballot counted against.
     pub quota_day: chrono::NaiveDate,
+}
+
+/// A blocklist row of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub subject: BlockSubject,
+    /// A voter id, or a normalized CIDR range.
+    pub value: String,
+    pub blocked: bool,
+    pub reason: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockSubject {
+    Voter,
+    Network,
+}
+
+impl BlockSubject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockSubject::Voter => "voter",
+            BlockSubject::Network => "network",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "voter" => Some(BlockSubject::Voter),
+            "network" => Some(BlockSubject::Network),
+            _ => None,
+        }
+    }
+}
+
+impl Block {
+    pub fn state(&self) -> crate::domain::record::BlockState {
+        crate::domain::record::BlockState {
+            subject: self.subject.as_str().into(),
+            value: self.value.clone(),
+            blocked: self.blocked,
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 /// Entries linked after a chain head, ready to be written: the entries, their canonical
@@ -477,6 +524,18 @@ pub trait Store: Send + Sync + 'static {
     async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>>;
 
     // Ballots.
+    /// Blocks or unblocks a voter or a network in the campaign, on the record.
+    async fn set_block(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        subject: BlockSubject,
+        value: &str,
+        blocked: bool,
+        reason: &str,
+    ) -> StoreResult<Block>;
+    /// The campaign's blocklist rows, lifted ones included.
+    async fn list_blocks(&self, campaign_id: i64) -> StoreResult<Vec<Block>>;
     /// The ids of the campaign's approved candidates.
     async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>>;
     /// Records a batch of ballots and their audit entries in one transaction (group commit).

@@ -261,17 +261,39 @@ macro_rules! sql_store {
             Ok(crate::counters::Tally { through_seq, votes })
         }
 
-        /// The approved candidates of the campaign among `ids`.
-        async fn approved_among(conn: &mut DbConn, campaign_id: i64, ids: &[i64]) -> StoreResult<std::collections::HashSet<i64>> {
-            let mut sql: QueryBuilder<$db> =
-                QueryBuilder::new("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = ");
+        /// Among `ids`, the campaign's approved candidates; among `voters`, those blocked in
+        /// it. One round trip for both.
+        async fn approved_and_blocked(
+            conn: &mut DbConn,
+            campaign_id: i64,
+            ids: &[i64],
+            voters: &[&str],
+        ) -> StoreResult<(std::collections::HashSet<i64>, std::collections::HashSet<String>)> {
+            let mut sql: QueryBuilder<$db> = QueryBuilder::new(
+                "SELECT 'c' AS k, CAST(id AS TEXT) AS v FROM candidates WHERE status = 'approved' AND campaign_id = ",
+            );
             sql.push_bind(campaign_id).push(" AND id IN (");
             let mut list = sql.separated(", ");
             for id in ids {
                 list.push_bind(*id);
             }
+            sql.push(") UNION ALL SELECT 'v' AS k, value AS v FROM blocks WHERE subject = 'voter' AND blocked AND campaign_id = ");
+            sql.push_bind(campaign_id).push(" AND value IN (");
+            let mut list = sql.separated(", ");
+            for voter in voters {
+                list.push_bind(voter.to_string());
+            }
             sql.push(")");
-            Ok(sql.build_query_scalar().fetch_all(&mut *conn).await?.into_iter().collect())
+            let (mut approved, mut blocked) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+            for row in sql.build().fetch_all(&mut *conn).await? {
+                let (k, v): (String, String) = (row.try_get("k")?, row.try_get("v")?);
+                if k == "c" {
+                    approved.insert(v.parse().map_err(|_| StoreError::Corrupt("candidate id".into()))?);
+                } else {
+                    blocked.insert(v);
+                }
+            }
+            Ok((approved, blocked))
         }
 
         /// The (voter, key) pairs among `keyed` that already have a ballot in the campaign.
@@ -310,6 +332,63 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $store {
+            async fn set_block(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                subject: BlockSubject,
+                value: &str,
+                blocked: bool,
+                reason: &str,
+            ) -> StoreResult<Block> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let block = Block {
+                    subject,
+                    value: value.to_string(),
+                    blocked,
+                    reason: reason.to_string(),
+                    updated_at: Utc::now(),
+                };
+                sqlx::query(
+                    "INSERT INTO blocks (campaign_id, subject, value, blocked, reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (campaign_id, subject, value) DO UPDATE SET blocked = $4, reason = $5, updated_at = $6",
+                )
+                .bind(campaign_id)
+                .bind(subject.as_str())
+                .bind(value)
+                .bind(blocked)
+                .bind(reason)
+                .bind(block.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                let body = record::body(kinds::BLOCK_CHANGED, actor, block.updated_at, campaign_id, json!({"block": block.state()}));
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(block)
+            }
+
+            async fn list_blocks(&self, campaign_id: i64) -> StoreResult<Vec<Block>> {
+                let rows = sqlx::query(
+                    "SELECT subject, value, blocked, reason, updated_at FROM blocks WHERE campaign_id = $1 ORDER BY subject, value",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let subject: String = r.try_get("subject")?;
+                        Ok(Block {
+                            subject: BlockSubject::parse(&subject).ok_or_else(|| StoreError::Corrupt(format!("block subject {subject}")))?,
+                            value: r.try_get("value")?,
+                            blocked: r.try_get("blocked")?,
+                            reason: r.try_get("reason")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>> {
                 Ok(sqlx::query_scalar("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = $1")
                     .bind(campaign_id)
@@ -341,7 +420,8 @@ macro_rules! sql_store {
                     let mut wanted: Vec<i64> = mine.iter().flat_map(|i| batch[*i].candidate_ids.iter().copied()).collect();
                     wanted.sort_unstable();
                     wanted.dedup();
-                    let approved = approved_among(&mut tx, campaign_id, &wanted).await?;
+                    let voters: Vec<&str> = mine.iter().map(|i| batch[*i].voter_id.as_str()).collect();
+                    let (approved, blocked) = approved_and_blocked(&mut tx, campaign_id, &wanted, &voters).await?;
                     let keyed: Vec<(&str, &str)> = mine
                         .iter()
                         .filter_map(|i| Some((batch[*i].voter_id.as_str(), batch[*i].idempotency_key.as_deref()?)))
@@ -356,6 +436,8 @@ macro_rules! sql_store {
                                 == campaign::CurrentPhase::Voting;
                         let refusal = if !voting {
                             Some(StoreError::Refused(BallotRefusal::VotingClosed))
+                        } else if blocked.contains(&b.voter_id) {
+                            Some(StoreError::Refused(BallotRefusal::VoterBlocked))
                         } else if !b.candidate_ids.iter().all(|c| approved.contains(c)) {
                             Some(StoreError::Refused(BallotRefusal::NotApproved))
                         } else if let Some(key) = b.idempotency_key.as_deref() {
@@ -1066,6 +1148,10 @@ macro_rules! sql_store {
                 }
                 for t in self.list_targets(campaign_id).await? {
                     s.targets.insert(t.id, (t.state(), 0));
+                }
+                for b in self.list_blocks(campaign_id).await? {
+                    let state = b.state();
+                    s.blocks.insert(state.key(), (state, 0));
                 }
                 Ok(s)
             }

@@ -49,6 +49,11 @@ impl Deployment {
             ("MINYI_WORKERS", "2".into()),
             ("MINYI_DB_MAX_CONNECTIONS", "8".into()),
             ("MINYI_LOG_LEVEL", "warn".into()),
+            // Hundreds of voters from one test address: no rate limits here.
+            ("MINYI_RATE_LOGIN_PER_IP", "off".into()),
+            ("MINYI_RATE_BALLOTS_PER_IP", "off".into()),
+            ("MINYI_RATE_BALLOTS_PER_VOTER", "off".into()),
+            ("MINYI_RATE_READS_PER_IP", "off".into()),
         ];
         if backend == Backend::Postgres {
             env.push(("REDIS_URL", redis_url()));

@@ -187,6 +187,9 @@ async fn the_openapi_document_describes_every_route() {
             "/api/v1/admin/campaigns/{campaign_id}/targets/import",
             "post",
         ),
+        ("/api/v1/admin/campaigns/{campaign_id}/blocks", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}/blocks", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/blocks/lift", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -174,6 +174,11 @@ impl TestApp {
             ("workers".into(), "2".into()),
             ("db_max_connections".into(), "8".into()),
             ("log_level".into(), "warn".into()),
+            // Every test client is 127.0.0.1: the limits are off unless a test is about them.
+            ("rate_login_per_ip".into(), "off".into()),
+            ("rate_ballots_per_ip".into(), "off".into()),
+            ("rate_ballots_per_voter".into(), "off".into()),
+            ("rate_reads_per_ip".into(), "off".into()),
         ];
         if backend == Backend::Postgres {
             pairs.push(("redis_url".into(), opts.redis_url.unwrap_or_else(redis_url)));

@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit_chain;
 pub mod ballots;
+mod blocks;
 mod campaign_admin;
 mod campaigns_read;
 mod citizen_auth;
@@ -11,6 +12,7 @@ mod counters;
 mod durability;
 mod errors;
 mod health;
+mod limits;
 mod process;
 mod recovery;
 mod staff_auth;

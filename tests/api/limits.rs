@@ -1,0 +1,175 @@
+//! Rate limits at the door: per client address and route class, per voter, behind trusted
+//! proxies, and across instances.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::ballots::{ballot, rules, voting_campaign};
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    logins_from_one_address_are_limited_exactly,
+    a_voter_casting_too_fast_is_limited_before_any_quota
+);
+
+/// The answers' statuses and codes, counted.
+fn tally(replies: &[Reply]) -> BTreeMap<String, usize> {
+    let mut t = BTreeMap::new();
+    for r in replies {
+        let key = match r.status {
+            200 | 201 => r.status.to_string(),
+            s => format!("{s} {}", r.code()),
+        };
+        *t.entry(key).or_default() += 1;
+    }
+    t
+}
+
+async fn logins_from_one_address_are_limited_exactly(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("rate_login_per_ip", "5/min")],
+    )
+    .await;
+    let bodies: Vec<_> = (0..20)
+        .map(|i| json!({"openid": format!("oFlood{i}")}))
+        .collect();
+    let replies: Vec<Reply> = futures_util::future::join_all(
+        bodies
+            .iter()
+            .map(|body| app.post("/api/v1/auth/dev", body, None)),
+    )
+    .await;
+    let t = tally(&replies);
+    assert_eq!(t.get("200"), Some(&5), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&15), "{t:?}");
+    let refused = replies.iter().find(|r| r.status == 429).unwrap();
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One login every 12 s at 5/min.
+    assert!((1..=12).contains(&retry), "Retry-After {retry}");
+    assert!(
+        !refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    // Other route classes are not touched by the login limit.
+    assert_eq!(app.get("/api/v1/campaigns", None).await.status, 200);
+}
+
+async fn a_voter_casting_too_fast_is_limited_before_any_quota(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("rate_ballots_per_voter", "3/min")],
+    )
+    .await;
+    let (id, c, _) = voting_campaign(&app, rules(100, 100, 1, "live"), 1).await;
+    let fast = app.dev_citizen("oFast").await;
+    let pick = [&c[0]];
+    let replies: Vec<Reply> =
+        futures_util::future::join_all((0..20).map(|_| ballot(&app, &id, &fast, &pick, None)))
+            .await;
+    let t = tally(&replies);
+    assert_eq!(t.get("201"), Some(&3), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&17), "{t:?}");
+    // Refused at the door: nothing counted, no quota taken.
+    let last = ballot(&app, &id, &app.dev_citizen("oCalm").await, &pick, None).await;
+    assert_eq!(last.body["remaining_today"], 99);
+    let ledger = crate::ballots::assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let login = |app: &TestApp, forwarded: &'static str, n: usize| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/auth/dev"))
+            .header("X-Forwarded-For", forwarded)
+            .json(&json!({"openid": format!("oProxy{n}")}));
+        async move { Reply::from(req.send().await.unwrap()).await.status }
+    };
+    // Behind our proxy (the test client is 127.0.0.1): each forwarded client has its own
+    // allowance.
+    let behind = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("dev_login", "true"),
+            ("rate_login_per_ip", "2/min"),
+            ("trusted_proxies", "127.0.0.1/32"),
+        ],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        statuses.push(login(&behind, "198.51.100.1", n).await);
+    }
+    // A forged entry left of the proxy's own is ignored: still 198.51.100.1.
+    statuses.push(login(&behind, "203.0.113.50, 198.51.100.1", 3).await);
+    statuses.push(login(&behind, "198.51.100.2", 4).await);
+    assert_eq!(statuses, [200, 200, 429, 429, 200]);
+
+    // Without trusted proxies the header is the client's word and counts for nothing.
+    let direct = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("dev_login", "true"), ("rate_login_per_ip", "2/min")],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for (n, forwarded) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .into_iter()
+        .enumerate()
+    {
+        statuses.push(login(&direct, forwarded, n).await);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+/// With Redis, the limit holds across instances: the second instance knows what the first
+/// allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_limit_holds_across_instances() {
+    let overrides = [("dev_login", "true"), ("rate_ballots_per_voter", "4/min")];
+    let a = TestApp::spawn_with(Backend::Postgres, &overrides).await;
+    let b = TestApp::spawn_opts(
+        Backend::Postgres,
+        TestOptions {
+            overrides: &overrides,
+            database_url: Some(a.database_url.clone()),
+            redis_url: None,
+            redis_prefix: Some(a.redis_prefix.clone()),
+            clock: None,
+        },
+    )
+    .await;
+    let (id, c, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
+    let voter = a.dev_citizen("oTwoDoors").await;
+    let pick = [&c[0]];
+    let replies: Vec<Reply> = futures_util::future::join_all((0..16).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        ballot(app, &id, &voter, &pick, None)
+    }))
+    .await;
+    let t = tally(&replies);
+    assert_eq!(t.get("201"), Some(&4), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&12), "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_limited_per_address_and_health_never() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("rate_reads_per_ip", "10/min")]).await;
+    let replies: Vec<Reply> =
+        futures_util::future::join_all((0..30).map(|_| app.get("/api/v1/campaigns", None))).await;
+    let t = tally(&replies);
+    assert_eq!(t.get("200"), Some(&10), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&20), "{t:?}");
+    for _ in 0..30 {
+        assert_eq!(app.get("/health/live", None).await.status, 200);
+    }
+}
