@@ -19,6 +19,7 @@ use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key}
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
 use crate::domain::keyed::VoterId;
+use crate::domain::pow;
 use crate::store::{Ballot, BallotRefusal, Campaign, NewBallot, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum VoteError {
     },
     #[error("campaign quota exhausted")]
     CampaignExhausted,
+    #[error("a proof of work is required")]
+    ChallengeRequired(pow::Challenge),
     #[error("voter or network blocked in this campaign")]
     VoterBlocked,
     #[error("rate limited")]
@@ -57,6 +60,8 @@ pub struct Cast<'a> {
     pub campaign_id: i64,
     pub candidate_ids: &'a [String],
     pub idempotency_key: Option<&'a str>,
+    /// The proof of work, when the campaign asks for one: (challenge, nonce).
+    pub proof: Option<(&'a str, &'a str)>,
     /// The client's address as the door saw it (for blocked networks).
     pub ip: Option<std::net::IpAddr>,
     pub now: DateTime<Utc>,
@@ -94,6 +99,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     if current_phase(false, &campaign.phases, cast.now) != CurrentPhase::Voting {
         return Err(VoteError::VotingClosed);
     }
+    check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
     let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
         .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
     if !ids.iter().all(|id| view.approved.contains(id)) {
@@ -135,6 +141,64 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
 const CLAIM_TTL: Duration = Duration::from_secs(10);
 /// How long a repeat waits for the first request's answer before answering 409.
 const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// A fresh challenge for the voter, at the campaign's difficulty.
+pub fn challenge(
+    services: &Services,
+    campaign: &Campaign,
+    voter: &VoterId,
+    now: DateTime<Utc>,
+) -> pow::Challenge {
+    let mut random = [0u8; 16];
+    rand::fill(&mut random);
+    pow::issue(
+        &services.key,
+        campaign.id,
+        voter.as_str(),
+        campaign.rules.challenge_bits,
+        now,
+        random,
+    )
+}
+
+/// When the campaign asks for a proof of work: the ballot's proof must hold and be unspent
+/// (each challenge answers one ballot). Otherwise the answer carries a fresh challenge.
+async fn check_proof(
+    services: &Services,
+    campaign: &Campaign,
+    voter: &VoterId,
+    proof: Option<(&str, &str)>,
+    now: DateTime<Utc>,
+) -> Result<(), VoteError> {
+    let bits = campaign.rules.challenge_bits;
+    if bits == 0 {
+        return Ok(());
+    }
+    let fresh = || VoteError::ChallengeRequired(challenge(services, campaign, voter, now));
+    let Some((text, nonce)) = proof else {
+        return Err(fresh());
+    };
+    if let Err(e) = pow::check(
+        &services.key,
+        campaign.id,
+        voter.as_str(),
+        bits,
+        now,
+        text,
+        nonce,
+    ) {
+        tracing::info!(reason = ?e, "proof of work refused");
+        return Err(fresh());
+    }
+    // Outside the `{c<id>}:` keys a forced recount clears, so a spent proof stays spent.
+    let spent = format!("{{c{}}}~pow:{text}", campaign.id);
+    let ttl = Duration::from_secs(pow::LIFETIME_SECS as u64 + 60);
+    if !services.counters.claim(&spent, ttl).await? {
+        tracing::info!("proof of work already spent");
+        return Err(fresh());
+    }
+    Ok(())
+}
 
 fn not_approved() -> VoteError {
     VoteError::Invalid("所选候选人不存在或未通过审核".into())

@@ -19,6 +19,10 @@ use crate::store::{Ballot, CandidateQuery, CandidateStatus};
 #[derive(Deserialize, ToSchema)]
 pub struct BallotBody {
     pub candidate_ids: Vec<String>,
+    /// With a campaign that asks for a proof of work: the challenge it issued…
+    pub challenge: Option<String>,
+    /// …and a nonce such that `sha256(challenge ":" nonce)` starts with `bits` zero bits.
+    pub nonce: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,6 +55,7 @@ impl From<Ballot> for BallotReceipt {
 #[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = BallotBody, responses(
     (status = 201, body = BallotReceipt),
     (status = 403, description = "`voter_blocked`: the voter or its network is blocked in this campaign"),
+    (status = 428, description = "`challenge_required`: a missing, spent or wrong proof of work; `challenge`, `bits` and `expires_at` give a fresh one"),
     (status = 409, description = "`voting_closed`"),
     (status = 422, description = "`invalid_ballot` or `idempotency_key_reused`"),
     (status = 429, description = "`daily_quota_exhausted`, `candidate_daily_limit`, `campaign_quota_exhausted` (with `resets_at`); `rate_limited` (with `Retry-After`)"),
@@ -91,6 +96,7 @@ pub async fn cast(
             campaign_id,
             candidate_ids: &body.candidate_ids,
             idempotency_key: key.as_deref(),
+            proof: body.challenge.as_deref().zip(body.nonce.as_deref()),
             ip,
             now: services.now(),
         },
@@ -101,6 +107,38 @@ pub async fn cast(
         response.insert_header(("idempotent-replayed", "true"));
     }
     Ok(response.json(BallotReceipt::from(done.ballot)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChallengeView {
+    pub challenge: String,
+    /// Zero bits the proof's hash must start with (0: the campaign asks for no proof).
+    pub bits: u8,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A fresh proof-of-work challenge for the caller, for one ballot in this campaign.
+#[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path)), responses((status = 200, body = ChallengeView), (status = 404)), security(("citizen" = [])))]
+#[get("/campaigns/{campaign_id}/challenge")]
+pub async fn challenge(
+    services: web::Data<Services>,
+    citizen: Citizen,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign_id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let view = services
+        .campaigns
+        .get(services.store.as_ref(), campaign_id)
+        .await?;
+    if view.campaign.is_draft || view.campaign.kind != crate::domain::campaign::Kind::Selection {
+        return Err(ApiError::NotFound);
+    }
+    let c = vote::challenge(&services, &view.campaign, &citizen.voter_id, services.now());
+    Ok(HttpResponse::Ok().json(ChallengeView {
+        challenge: c.text,
+        bits: c.bits,
+        expires_at: c.expires_at,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -360,6 +360,14 @@ impl From<crate::app::vote::VoteError> for ApiError {
             )
             .with("resets_at", Value::Null),
             V::RateLimited(wait) => Self::rate_limited(wait),
+            V::ChallengeRequired(c) => Self::refused(
+                StatusCode::PRECONDITION_REQUIRED,
+                "challenge_required",
+                "请完成安全验证后再投票",
+            )
+            .with("challenge", c.text)
+            .with("bits", c.bits)
+            .with("expires_at", c.expires_at.to_rfc3339()),
             V::VoterBlocked => Self::refused(
                 StatusCode::FORBIDDEN,
                 "voter_blocked",

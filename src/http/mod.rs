@@ -105,6 +105,7 @@ where
         .service(campaigns::candidate)
         .service(campaigns::targets)
         .service(ballots::cast)
+        .service(ballots::challenge)
         .service(ballots::receipt)
         .service(ballots::my_ballots)
         .service(ballots::leaderboard)

@@ -147,6 +147,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/campaigns/{campaign_id}/leaderboard", "get"),
         ("/api/v1/receipts/{receipt}", "get"),
         ("/api/v1/me/ballots", "get"),
+        ("/api/v1/campaigns/{campaign_id}/challenge", "get"),
         ("/api/v1/campaigns/{campaign_id}/audit/head", "get"),
         ("/api/v1/campaigns/{campaign_id}/audit/entries", "get"),
         ("/api/v1/campaigns/{campaign_id}/audit/export", "get"),

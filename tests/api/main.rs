@@ -7,6 +7,7 @@ pub mod ballots;
 mod blocks;
 mod campaign_admin;
 mod campaigns_read;
+mod challenge;
 mod citizen_auth;
 mod counters;
 mod durability;
