@@ -19,7 +19,7 @@ use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key}
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
 use crate::domain::keyed::VoterId;
-use crate::domain::pow;
+use crate::domain::{pow, risk};
 use crate::store::{Ballot, BallotRefusal, Campaign, NewBallot, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,8 @@ pub struct Cast<'a> {
     pub campaign_id: i64,
     pub candidate_ids: &'a [String],
     pub idempotency_key: Option<&'a str>,
+    /// The mini-program's device id (`X-Device-Id`), if it sent one; kept only as a keyed hash.
+    pub device: Option<&'a str>,
     /// The proof of work, when the campaign asks for one: (challenge, nonce).
     pub proof: Option<(&'a str, &'a str)>,
     /// The client's address as the door saw it (for blocked networks).
@@ -100,6 +102,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         return Err(VoteError::VotingClosed);
     }
     check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
+    let risk = assess(services, campaign, cast.voter, cast.device).await?;
     let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
         .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
     if !ids.iter().all(|id| view.approved.contains(id)) {
@@ -108,7 +111,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     let hash = request_hash(&ids);
     let voter = cast.voter.as_str();
     let Some(key) = cast.idempotency_key else {
-        return record(services, campaign, voter, &ids, None, hash, cast.now).await;
+        return record(services, campaign, voter, &ids, None, hash, risk, cast.now).await;
     };
     // One request per key at a time, on every instance: the others wait for its answer and
     // give it again, so racing repeats count nothing more and all see the first answer.
@@ -130,7 +133,17 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = record(services, campaign, voter, &ids, Some(key), hash, cast.now).await;
+    let outcome = record(
+        services,
+        campaign,
+        voter,
+        &ids,
+        Some(key),
+        hash,
+        risk,
+        cast.now,
+    )
+    .await;
     if let Err(e) = services.counters.release(&claim).await {
         tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
     }
@@ -200,11 +213,51 @@ async fn check_proof(
     Ok(())
 }
 
+/// What the ballot's risk signals say, and the status the campaign's policy gives it.
+struct Risk {
+    flags: Vec<risk::Flag>,
+    status: &'static str,
+    device_hash: Option<String>,
+}
+
+/// Gathers the ballot's signals (one counter-store step per signal) and flags it.
+async fn assess(
+    services: &Services,
+    campaign: &Campaign,
+    voter: &VoterId,
+    device: Option<&str>,
+) -> Result<Risk, VoteError> {
+    let device_hash =
+        device.map(|d| hex::encode(&services.key.mac("device-id", d.as_bytes())[..16]));
+    let mut signals = risk::Signals::default();
+    if let Some(hash) = &device_hash {
+        let key = format!("{{c{}}}~dev:{hash}", campaign.id);
+        let window = Duration::from_secs(risk::WINDOW_SECS);
+        signals.voters_on_device = Some(
+            services
+                .counters
+                .distinct(&key, voter.as_str(), window)
+                .await?,
+        );
+    }
+    let flags = risk::flags(&signals);
+    if !flags.is_empty() {
+        metrics::counter!("ballots_flagged_total").increment(1);
+        tracing::info!(flags = ?flags, "ballot flagged");
+    }
+    Ok(Risk {
+        status: risk::status(campaign.rules.fraud_policy, &flags),
+        flags,
+        device_hash,
+    })
+}
+
 fn not_approved() -> VoteError {
     VoteError::Invalid("所选候选人不存在或未通过审核".into())
 }
 
 /// Takes the quotas and records the ballot (steps 2–4 above).
+#[allow(clippy::too_many_arguments)]
 async fn record(
     services: &Services,
     campaign: &Campaign,
@@ -212,6 +265,7 @@ async fn record(
     ids: &[i64],
     key: Option<&str>,
     hash: String,
+    risk: Risk,
     now: DateTime<Utc>,
 ) -> Result<Cast201, VoteError> {
     let tz = ballot::zone(&campaign.timezone);
@@ -261,6 +315,9 @@ async fn record(
         remaining_today,
         cast_at: now,
         quota_day: quota.day,
+        status: risk.status,
+        flags: risk.flags.iter().map(|f| f.as_str()).collect(),
+        device_hash: risk.device_hash,
     };
     let recorded = services.ballots.record(new).await;
     let ballot = match recorded {

@@ -16,6 +16,10 @@ use super::{
 #[derive(Default)]
 struct State {
     values: HashMap<String, (i64, Instant)>,
+    /// Short-lived sets: members and when the set expires.
+    sets: HashMap<String, (std::collections::HashSet<String>, Instant)>,
+    /// The number of sets at which expired ones are next swept out.
+    sweep_sets_at: usize,
     hashes: HashMap<String, HashMap<i64, i64>>,
     /// Live counts by campaign, kept exact the way the Redis scripts keep them.
     live: HashMap<i64, Live>,
@@ -82,6 +86,26 @@ impl Counters for MemoryCounters {
             Some((v, expires)) if *expires > Instant::now() => *v,
             _ => 0,
         })
+    }
+
+    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // Expired sets are swept when their number has doubled since the last sweep: memory
+        // follows the window's traffic, at a constant cost per call.
+        if state.sets.len() >= state.sweep_sets_at {
+            state.sets.retain(|_, (_, expires)| *expires > now);
+            state.sweep_sets_at = (state.sets.len() * 2).max(10_000);
+        }
+        let entry = state
+            .sets
+            .entry(key.to_string())
+            .or_insert_with(|| (Default::default(), now + window));
+        if entry.1 <= now {
+            *entry = (Default::default(), now + window);
+        }
+        entry.0.insert(member.to_string());
+        Ok(entry.0.len() as u64)
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -138,6 +138,9 @@ pub trait Counters: Send + Sync + 'static {
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> CounterResult<i64>;
     /// The value of `key`, 0 when absent or expired.
     async fn get(&self, key: &str) -> CounterResult<i64>;
+    /// Adds `member` to the set `key` and returns how many distinct members it holds; the set
+    /// lives `window` from its first member.
+    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64>;
     /// Takes a short-lived exclusive claim on `key` (false when someone holds it).
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool>;
     async fn release(&self, key: &str) -> CounterResult<()>;

@@ -35,6 +35,8 @@ static RECOUNT_VOTES: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("recount_votes.lua")));
 static GCRA: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("gcra.lua")));
+static DISTINCT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("distinct.lua")));
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -159,6 +161,20 @@ impl Counters for RedisCounters {
         self.run(|mut c| async move { c.get::<_, Option<i64>>(&key).await })
             .await
             .map(|v| v.unwrap_or(0))
+    }
+
+    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64> {
+        let key = self.key(key);
+        let secs = window.as_secs().max(1);
+        self.run(|mut c| async move {
+            DISTINCT
+                .key(&key)
+                .arg(member)
+                .arg(secs)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

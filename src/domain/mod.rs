@@ -9,5 +9,6 @@ pub mod keyed;
 pub mod pow;
 pub mod rate;
 pub mod record;
+pub mod risk;
 pub mod staff;
 pub mod token;

@@ -52,7 +52,7 @@ impl From<Ballot> for BallotReceipt {
 
 /// Casts a ballot: all its candidates are counted, or none. With `Idempotency-Key`, a repeat
 /// by the same voter gets the first answer and counts nothing more.
-#[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = BallotBody, responses(
+#[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path), ("Idempotency-Key" = Option<String>, Header), ("X-Device-Id" = Option<String>, Header)), request_body = BallotBody, responses(
     (status = 201, body = BallotReceipt),
     (status = 403, description = "`voter_blocked`: the voter or its network is blocked in this campaign"),
     (status = 428, description = "`challenge_required`: a missing, spent or wrong proof of work; `challenge`, `bits` and `expires_at` give a fresh one"),
@@ -85,6 +85,18 @@ pub async fn cast(
         }
         None => None,
     };
+    let device = match req.headers().get("x-device-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|d| (1..=128).contains(&d.len()))
+                .ok_or_else(|| {
+                    ApiError::invalid("X-Device-Id", "X-Device-Id 须为1到128个可见字符")
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
     let ip = req
         .extensions()
         .get::<super::limit::ClientIp>()
@@ -97,6 +109,7 @@ pub async fn cast(
             candidate_ids: &body.candidate_ids,
             idempotency_key: key.as_deref(),
             proof: body.challenge.as_deref().zip(body.nonce.as_deref()),
+            device: device.as_deref(),
             ip,
             now: services.now(),
         },

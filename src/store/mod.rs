@@ -219,6 +219,32 @@ pub struct NewBallot {
     pub cast_at: DateTime<Utc>,
     /// The quota day (campaign time zone) the ballot counted against.
     pub quota_day: chrono::NaiveDate,
+    /// `counted`, or `quarantined` (held apart from the public counts until reviewed).
+    pub status: &'static str,
+    /// Risk flags (see `domain::risk`).
+    pub flags: Vec<&'static str>,
+    /// Keyed hash of the client's device id, when it sent one.
+    pub device_hash: Option<String>,
+}
+
+impl NewBallot {
+    /// The ballot's audit entry body. The device hash stays in the ledger (for the review);
+    /// the chain carries what a recount needs.
+    pub fn entry_body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "ballot",
+            "at": self.cast_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "campaign_id": self.campaign_id.to_string(),
+            "voter_id": self.voter_id,
+            "candidate_ids": self.candidate_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "status": self.status,
+            "flags": self.flags,
+        })
+    }
+
+    pub fn flags_text(&self) -> String {
+        serde_json::to_string(&self.flags).unwrap_or_else(|_| "[]".into())
+    }
 }
 
 /// A blocklist row of a campaign.

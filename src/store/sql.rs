@@ -152,7 +152,7 @@ macro_rules! sql_store {
             insert_entries(conn, campaign_id, linked).await?;
             let mut insert: QueryBuilder<$db> = QueryBuilder::new(
                 "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
-                 remaining_today, seq, receipt, cast_at, quota_day) ",
+                 remaining_today, seq, receipt, cast_at, quota_day, status, flags, device_hash) ",
             );
             let mut id_texts = Vec::with_capacity(members.len());
             for b in members {
@@ -168,7 +168,10 @@ macro_rules! sql_store {
                     .push_bind(entry.seq)
                     .push_bind(entry.hash.clone())
                     .push_bind(b.cast_at)
-                    .push_bind(b.quota_day.to_string());
+                    .push_bind(b.quota_day.to_string())
+                    .push_bind(b.status)
+                    .push_bind(b.flags_text())
+                    .push_bind(b.device_hash.clone());
             });
             insert.push(concat!(" RETURNING ", ballot_columns!()));
             let found = insert.build().fetch_all(&mut *conn).await?;
@@ -454,19 +457,7 @@ macro_rules! sql_store {
                             None => members.push(i),
                         }
                     }
-                    let bodies = members
-                        .iter()
-                        .map(|i| {
-                            let b = &batch[*i];
-                            json!({
-                                "kind": "ballot",
-                                "at": b.cast_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                                "campaign_id": b.campaign_id.to_string(),
-                                "voter_id": b.voter_id,
-                                "candidate_ids": b.candidate_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-                            })
-                        })
-                        .collect();
+                    let bodies = members.iter().map(|i| batch[*i].entry_body()).collect();
                     if members.is_empty() {
                         continue;
                     }

@@ -16,4 +16,5 @@ mod health;
 mod limits;
 mod process;
 mod recovery;
+mod risk;
 mod staff_auth;

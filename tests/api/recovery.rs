@@ -223,6 +223,9 @@ async fn a_starting_instance_counts_ballots_a_crashed_one_never_counted() {
             remaining_today: 4,
             cast_at: now,
             quota_day: now.date_naive(),
+            status: "counted",
+            flags: Vec::new(),
+            device_hash: None,
         })
         .collect();
     let recorded = a.services.store.record_ballots(&lost).await.unwrap();
