@@ -111,16 +111,8 @@ pub async fn block(
     path: web::Path<String>,
     body: web::Json<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    staff.require(RUNNERS)?;
-    let id = campaign_id(&path)?;
-    let (subject, value, reason) = read_block(&body)?;
-    let b = services
-        .store
-        .set_block(&staff.actor(), id, subject, &value, true, &reason)
-        .await?;
-    services.campaigns.forget(id).await;
-    tracing::info!(campaign_id = id, subject = subject.as_str(), "blocked");
-    Ok(HttpResponse::Created().json(BlockView::from(b)))
+    let b = set_block(&services, &staff, &path, &body, true).await?;
+    Ok(HttpResponse::Created().json(b))
 }
 
 /// Lifts a block, with a reason.
@@ -135,23 +127,42 @@ pub async fn lift(
     path: web::Path<String>,
     body: web::Json<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let b = set_block(&services, &staff, &path, &body, false).await?;
+    Ok(HttpResponse::Ok().json(b))
+}
+
+/// Blocks (or lifts a block in force), on the record, and makes this instance see it at once.
+async fn set_block(
+    services: &Services,
+    staff: &Staff,
+    campaign: &str,
+    body: &BlockBody,
+    blocked: bool,
+) -> Result<BlockView, ApiError> {
     staff.require(RUNNERS)?;
-    let id = campaign_id(&path)?;
-    let (subject, value, reason) = read_block(&body)?;
-    let in_force = services
-        .store
-        .list_blocks(id)
-        .await?
-        .into_iter()
-        .any(|b| b.subject == subject && b.value == value && b.blocked);
-    if !in_force {
-        return Err(StoreError::NotFound.into());
+    let id = campaign_id(campaign)?;
+    let (subject, value, reason) = read_block(body)?;
+    if !blocked {
+        let in_force = services
+            .store
+            .list_blocks(id)
+            .await?
+            .into_iter()
+            .any(|b| b.subject == subject && b.value == value && b.blocked);
+        if !in_force {
+            return Err(StoreError::NotFound.into());
+        }
     }
     let b = services
         .store
-        .set_block(&staff.actor(), id, subject, &value, false, &reason)
+        .set_block(&staff.actor(), id, subject, &value, blocked, &reason)
         .await?;
     services.campaigns.forget(id).await;
-    tracing::info!(campaign_id = id, subject = subject.as_str(), "block lifted");
-    Ok(HttpResponse::Ok().json(BlockView::from(b)))
+    tracing::info!(
+        campaign_id = id,
+        subject = subject.as_str(),
+        blocked,
+        "block changed"
+    );
+    Ok(BlockView::from(b))
 }

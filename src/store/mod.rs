@@ -549,7 +549,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_candidate(&self, campaign_id: i64, candidate_id: i64) -> StoreResult<Candidate>;
     async fn list_targets(&self, campaign_id: i64) -> StoreResult<Vec<Target>>;
 
-    // Ballots.
+    // Blocklists.
     /// Blocks or unblocks a voter or a network in the campaign, on the record.
     async fn set_block(
         &self,
@@ -562,6 +562,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Block>;
     /// The campaign's blocklist rows, lifted ones included.
     async fn list_blocks(&self, campaign_id: i64) -> StoreResult<Vec<Block>>;
+
+    // Ballots.
     /// The ids of the campaign's approved candidates.
     async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>>;
     /// Records a batch of ballots and their audit entries in one transaction (group commit).

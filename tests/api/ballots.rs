@@ -430,17 +430,7 @@ async fn the_leaderboard_ranks_ties_alike_and_follows_show_counts(backend: Backe
 
 /// A second instance of the same deployment: same database, same Redis keys.
 async fn second_instance(first: &TestApp) -> TestApp {
-    TestApp::spawn_opts(
-        Backend::Postgres,
-        TestOptions {
-            overrides: &[("dev_login", "true")],
-            database_url: Some(first.database_url.clone()),
-            redis_url: None,
-            redis_prefix: Some(first.redis_prefix.clone()),
-            clock: None,
-        },
-    )
-    .await
+    first.second_instance(&[("dev_login", "true")]).await
 }
 
 /// Each instance keeps campaigns in memory for a moment; the ledger checks again, so a change

@@ -165,17 +165,7 @@ async fn blocks_are_checked_and_only_organizers_make_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_block_holds_at_once_on_another_instance() {
     let a = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
-    let b = TestApp::spawn_opts(
-        Backend::Postgres,
-        TestOptions {
-            overrides: &[("dev_login", "true")],
-            database_url: Some(a.database_url.clone()),
-            redis_url: None,
-            redis_prefix: Some(a.redis_prefix.clone()),
-            clock: None,
-        },
-    )
-    .await;
+    let b = a.second_instance(&[("dev_login", "true")]).await;
     let (id, c, org) = voting_campaign(&a, rules(5, 5, 1, "live"), 1).await;
     let (voter, voter_id) = citizen(&b, "oTwoPlaces").await;
     let pick = [&c[0]];

@@ -228,6 +228,22 @@ impl TestApp {
         }
     }
 
+    /// Another instance of the same PostgreSQL + Redis deployment: same database, same Redis
+    /// keys.
+    pub async fn second_instance(&self, overrides: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_opts(
+            Backend::Postgres,
+            TestOptions {
+                overrides,
+                database_url: Some(self.database_url.clone()),
+                redis_url: None,
+                redis_prefix: Some(self.redis_prefix.clone()),
+                clock: None,
+            },
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -137,17 +137,7 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
 async fn the_limit_holds_across_instances() {
     let overrides = [("dev_login", "true"), ("rate_ballots_per_voter", "4/min")];
     let a = TestApp::spawn_with(Backend::Postgres, &overrides).await;
-    let b = TestApp::spawn_opts(
-        Backend::Postgres,
-        TestOptions {
-            overrides: &overrides,
-            database_url: Some(a.database_url.clone()),
-            redis_url: None,
-            redis_prefix: Some(a.redis_prefix.clone()),
-            clock: None,
-        },
-    )
-    .await;
+    let b = a.second_instance(&overrides).await;
     let (id, c, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
     let voter = a.dev_citizen("oTwoDoors").await;
     let pick = [&c[0]];

@@ -233,17 +233,7 @@ async fn a_starting_instance_counts_ballots_a_crashed_one_never_counted() {
     let live = a.services.counters.votes(campaign).await.unwrap();
     assert_eq!(live.get(&c[1].parse::<i64>().unwrap()), None);
 
-    let b = TestApp::spawn_opts(
-        Backend::Postgres,
-        TestOptions {
-            overrides: &[("dev_login", "true")],
-            database_url: Some(a.database_url.clone()),
-            redis_url: None,
-            redis_prefix: Some(a.redis_prefix.clone()),
-            clock: None,
-        },
-    )
-    .await;
+    let b = a.second_instance(&[("dev_login", "true")]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let live = b.services.counters.votes(campaign).await.unwrap();
