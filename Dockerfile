@@ -41,8 +41,8 @@ FROM cacher AS builder
 # Only what the build reads: the manifests, the sources and the migrations, which
 # sqlx::migrate! embeds at compile time. Docs, tests and deploy files stay out, so changing
 # them does not trigger a rebuild. (No sqlx offline data is needed: no query! macros.)
-# The [[test]] target in Cargo.toml is not built here; its path still exists, as the dummy
-# file cargo-chef's skeleton left in this stage.
+# The [[test]] and [[bench]] targets in Cargo.toml are not built here; their paths still
+# exist, as the dummy files cargo-chef's skeleton left in this stage.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
