@@ -102,7 +102,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         return Err(VoteError::VotingClosed);
     }
     check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
-    let risk = assess(services, campaign, cast.voter, cast.device).await?;
+    let risk = assess(services, campaign, cast.voter, cast.device, cast.ip).await?;
     let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
         .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
     if !ids.iter().all(|id| view.approved.contains(id)) {
@@ -220,27 +220,57 @@ struct Risk {
     device_hash: Option<String>,
 }
 
-/// Gathers the ballot's signals (one counter-store step per signal) and flags it.
+/// Which signal a set of voters feeds.
+enum Signal {
+    Device,
+    Ip,
+    Network,
+}
+
+/// Gathers the ballot's signals (one counter-store step for all of them) and flags it.
 async fn assess(
     services: &Services,
     campaign: &Campaign,
     voter: &VoterId,
     device: Option<&str>,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<Risk, VoteError> {
-    let device_hash =
-        device.map(|d| hex::encode(&services.key.mac("device-id", d.as_bytes())[..16]));
-    let mut signals = risk::Signals::default();
+    let keyed =
+        |domain: &str, value: &str| hex::encode(&services.key.mac(domain, value.as_bytes())[..16]);
+    let device_hash = device.map(|d| keyed("device-id", d));
+    let network = ip.map(crate::domain::rate::network_of);
+    let tag = format!("{{c{}}}", campaign.id);
+    // The sets to join, in the order of the signals they feed.
+    let mut keys = Vec::new();
     if let Some(hash) = &device_hash {
-        let key = format!("{{c{}}}~dev:{hash}", campaign.id);
-        let window = Duration::from_secs(risk::WINDOW_SECS);
-        signals.voters_on_device = Some(
-            services
-                .counters
-                .distinct(&key, voter.as_str(), window)
-                .await?,
-        );
+        keys.push((Signal::Device, format!("{tag}~dev:{hash}")));
     }
-    let flags = risk::flags(&signals);
+    if let (Some(ip), Some(net)) = (ip, network) {
+        keys.push((
+            Signal::Ip,
+            format!("{tag}~ip:{}", keyed("client-ip", &ip.to_string())),
+        ));
+        keys.push((
+            Signal::Network,
+            format!("{tag}~net:{}", keyed("client-net", &net.to_string())),
+        ));
+    }
+    let thresholds = campaign.rules.risk;
+    let window = Duration::from_secs(u64::from(thresholds.window_secs));
+    let names: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let counts = services
+        .counters
+        .distinct(&names, voter.as_str(), window)
+        .await?;
+    let mut signals = risk::Signals::default();
+    for ((signal, _), n) in keys.iter().zip(counts) {
+        *match signal {
+            Signal::Device => &mut signals.voters_on_device,
+            Signal::Ip => &mut signals.voters_on_ip,
+            Signal::Network => &mut signals.voters_on_network,
+        } = Some(n);
+    }
+    let flags = risk::flags(&signals, &thresholds);
     if !flags.is_empty() {
         metrics::counter!("ballots_flagged_total").increment(1);
         tracing::info!(flags = ?flags, "ballot flagged");

@@ -1,12 +1,17 @@
--- distinct: adds a member to a short-lived set and returns how many distinct members it
--- holds (voters seen on one device, say). The set expires `ttl` after its first member, so
--- counts are per window.
+-- distinct: adds a member to each of several short-lived sets and returns how many distinct
+-- members each holds (the voters seen on one device, one address, one network). A set
+-- expires `window` after its first member, so counts are per window. One call for all of a
+-- ballot's signals; the keys carry the campaign's hash tag, so they share a shard.
 --
--- KEYS[1]  the set
+-- KEYS[1..] the sets
 -- ARGV[1]  the member
 -- ARGV[2]  the window, seconds
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+local counts = {}
+for i, key in ipairs(KEYS) do
+  redis.call('SADD', key, ARGV[1])
+  if redis.call('TTL', key) < 0 then
+    redis.call('EXPIRE', key, tonumber(ARGV[2]))
+  end
+  counts[i] = redis.call('SCARD', key)
 end
-return redis.call('SCARD', KEYS[1])
+return counts

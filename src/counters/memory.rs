@@ -88,7 +88,12 @@ impl Counters for MemoryCounters {
         })
     }
 
-    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64> {
+    async fn distinct(
+        &self,
+        keys: &[String],
+        member: &str,
+        window: Duration,
+    ) -> CounterResult<Vec<u64>> {
         let now = Instant::now();
         let mut state = self.lock();
         // Expired sets are swept when their number has doubled since the last sweep: memory
@@ -97,15 +102,19 @@ impl Counters for MemoryCounters {
             state.sets.retain(|_, (_, expires)| *expires > now);
             state.sweep_sets_at = (state.sets.len() * 2).max(10_000);
         }
-        let entry = state
-            .sets
-            .entry(key.to_string())
-            .or_insert_with(|| (Default::default(), now + window));
-        if entry.1 <= now {
-            *entry = (Default::default(), now + window);
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let entry = state
+                .sets
+                .entry(key.clone())
+                .or_insert_with(|| (Default::default(), now + window));
+            if entry.1 <= now {
+                *entry = (Default::default(), now + window);
+            }
+            entry.0.insert(member.to_string());
+            counts.push(entry.0.len() as u64);
         }
-        entry.0.insert(member.to_string());
-        Ok(entry.0.len() as u64)
+        Ok(counts)
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -138,9 +138,14 @@ pub trait Counters: Send + Sync + 'static {
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> CounterResult<i64>;
     /// The value of `key`, 0 when absent or expired.
     async fn get(&self, key: &str) -> CounterResult<i64>;
-    /// Adds `member` to the set `key` and returns how many distinct members it holds; the set
-    /// lives `window` from its first member.
-    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64>;
+    /// Adds `member` to each set of `keys` and returns how many distinct members each holds;
+    /// a set lives `window` from its first member. The keys share one campaign's hash tag.
+    async fn distinct(
+        &self,
+        keys: &[String],
+        member: &str,
+        window: Duration,
+    ) -> CounterResult<Vec<u64>>;
     /// Takes a short-lived exclusive claim on `key` (false when someone holds it).
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool>;
     async fn release(&self, key: &str) -> CounterResult<()>;

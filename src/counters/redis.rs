@@ -163,16 +163,23 @@ impl Counters for RedisCounters {
             .map(|v| v.unwrap_or(0))
     }
 
-    async fn distinct(&self, key: &str, member: &str, window: Duration) -> CounterResult<u64> {
-        let key = self.key(key);
+    async fn distinct(
+        &self,
+        keys: &[String],
+        member: &str,
+        window: Duration,
+    ) -> CounterResult<Vec<u64>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         let secs = window.as_secs().max(1);
         self.run(|mut c| async move {
-            DISTINCT
-                .key(&key)
-                .arg(member)
-                .arg(secs)
-                .invoke_async(&mut c)
-                .await
+            let mut inv = DISTINCT.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(member).arg(secs).invoke_async(&mut c).await
         })
         .await
     }

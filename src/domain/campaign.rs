@@ -118,6 +118,33 @@ pub struct Rules {
     pub fraud_policy: FraudPolicy,
     #[serde(default)]
     pub challenge_bits: u8,
+    /// Thresholds of the risk signals (see `domain::risk`).
+    #[serde(default)]
+    pub risk: RiskThresholds,
+}
+
+/// Above how many distinct voters on one device, one address or one network (/24 or /64)
+/// within `window_secs` a ballot is flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskThresholds {
+    pub voters_per_device: u32,
+    pub voters_per_ip: u32,
+    pub voters_per_network: u32,
+    pub window_secs: u32,
+}
+
+impl Default for RiskThresholds {
+    /// A family may share a phone, a hospital's staff one address: generous enough for
+    /// those, far below a farm's hundreds.
+    fn default() -> Self {
+        Self {
+            voters_per_device: 3,
+            voters_per_ip: 20,
+            voters_per_network: 50,
+            window_secs: 600,
+        }
+    }
 }
 
 fn default_fraud_policy() -> FraudPolicy {
@@ -134,6 +161,7 @@ impl Default for Rules {
             show_counts: ShowCounts::Live,
             fraud_policy: FraudPolicy::Record,
             challenge_bits: 0,
+            risk: RiskThresholds::default(),
         }
     }
 }
@@ -320,6 +348,25 @@ fn validate_rules(r: &Rules) -> Result<(), FieldError> {
         return Err(field_error(
             "rules.challenge_bits",
             "工作量证明难度不能超过24",
+        ));
+    }
+    let t = &r.risk;
+    for (name, value) in [
+        ("voters_per_device", t.voters_per_device),
+        ("voters_per_ip", t.voters_per_ip),
+        ("voters_per_network", t.voters_per_network),
+    ] {
+        if !(1..=100_000).contains(&value) {
+            return Err(field_error(
+                format!("rules.risk.{name}"),
+                "风险阈值须在1到100000之间",
+            ));
+        }
+    }
+    if !(60..=86_400).contains(&t.window_secs) {
+        return Err(field_error(
+            "rules.risk.window_secs",
+            "统计时段须在60到86400秒之间",
         ));
     }
     Ok(())

@@ -1,42 +1,55 @@
 //! Risk flags of a ballot, from cheap signals gathered on the hot path. A flag is only a
 //! mark: the campaign's `fraud_policy` decides whether flagged ballots are counted (`record`)
-//! or held apart until an organizer reviews them (`quarantine`).
+//! or held apart until an organizer reviews them (`quarantine`). Thresholds are the
+//! campaign's (`rules.risk`).
 
-use super::campaign::FraudPolicy;
-
-/// Distinct voters seen on one device within `WINDOW_SECS` above which its ballots are
-/// flagged. (Per-campaign thresholds come with the other signals.)
-pub const VOTERS_PER_DEVICE: u64 = 3;
-pub const WINDOW_SECS: u64 = 600;
+use super::campaign::{FraudPolicy, RiskThresholds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
-    /// More voters than `VOTERS_PER_DEVICE` on the ballot's device lately.
+    /// More voters than allowed on the ballot's device lately.
     SharedDevice,
+    /// More voters than allowed from the ballot's address lately.
+    SharedIp,
+    /// More voters than allowed from the ballot's network (/24 or /64) lately.
+    SharedNetwork,
 }
 
 impl Flag {
     pub fn as_str(self) -> &'static str {
         match self {
             Flag::SharedDevice => "shared_device",
+            Flag::SharedIp => "shared_ip",
+            Flag::SharedNetwork => "shared_network",
         }
     }
 }
 
-/// What the hot path measured for one ballot.
+/// What the hot path measured for one ballot: distinct voters in the campaign's window, this
+/// one included (`None`: not known, e.g. no device id was sent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Signals {
-    /// Distinct voters on the ballot's device in the window, this one included (`None`: the
-    /// client sent no device id).
     pub voters_on_device: Option<u64>,
+    pub voters_on_ip: Option<u64>,
+    pub voters_on_network: Option<u64>,
 }
 
-pub fn flags(s: &Signals) -> Vec<Flag> {
-    let mut flags = Vec::new();
-    if s.voters_on_device.is_some_and(|n| n > VOTERS_PER_DEVICE) {
-        flags.push(Flag::SharedDevice);
-    }
-    flags
+pub fn flags(s: &Signals, t: &RiskThresholds) -> Vec<Flag> {
+    let over = |seen: Option<u64>, limit: u32| seen.is_some_and(|n| n > u64::from(limit));
+    [
+        (
+            over(s.voters_on_device, t.voters_per_device),
+            Flag::SharedDevice,
+        ),
+        (over(s.voters_on_ip, t.voters_per_ip), Flag::SharedIp),
+        (
+            over(s.voters_on_network, t.voters_per_network),
+            Flag::SharedNetwork,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(hit, flag)| hit.then_some(flag))
+    .collect()
 }
 
 /// The status a ballot is recorded with.
@@ -52,13 +65,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_device_shared_by_more_voters_than_allowed_is_flagged() {
-        let on = |n| Signals {
-            voters_on_device: Some(n),
+    fn each_signal_flags_only_above_its_threshold() {
+        let t = RiskThresholds::default();
+        let s = |device, ip, network| Signals {
+            voters_on_device: device,
+            voters_on_ip: ip,
+            voters_on_network: network,
         };
-        assert!(flags(&on(3)).is_empty());
-        assert_eq!(flags(&on(4)), [Flag::SharedDevice]);
-        assert!(flags(&Signals::default()).is_empty());
+        assert!(flags(&s(Some(3), Some(20), Some(50)), &t).is_empty());
+        assert_eq!(flags(&s(Some(4), None, None), &t), [Flag::SharedDevice]);
+        assert_eq!(flags(&s(None, Some(21), Some(21)), &t), [Flag::SharedIp]);
+        assert_eq!(
+            flags(&s(Some(9), Some(300), Some(300)), &t),
+            [Flag::SharedDevice, Flag::SharedIp, Flag::SharedNetwork]
+        );
+        assert!(flags(&Signals::default(), &t).is_empty());
+        let strict = RiskThresholds {
+            voters_per_ip: 1,
+            ..t
+        };
+        assert_eq!(flags(&s(None, Some(2), None), &strict), [Flag::SharedIp]);
     }
 
     #[test]
