@@ -2,7 +2,9 @@
 //!
 //! 1. check the ballot and the voting window against the cached campaign; replay the first
 //!    answer for a repeated `Idempotency-Key`;
-//! 2. take every quota of the ballot in one atomic step in the counter store (all or none);
+//! 2. check the proof of work (when the campaign asks for one) and gather the risk signals
+//!    that flag the ballot; take every quota of the ballot in one atomic step in the counter
+//!    store (all or none);
 //! 3. record the ballot and its audit entry in one ledger transaction with the others that
 //!    arrived with it; the ledger checks the window and the candidates again, exactly;
 //! 4. only then count it live (once per batch) and answer 201. If the ledger refuses or
@@ -101,8 +103,6 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     if current_phase(false, &campaign.phases, cast.now) != CurrentPhase::Voting {
         return Err(VoteError::VotingClosed);
     }
-    check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
-    let risk = assess(services, campaign, cast.voter, cast.device, cast.ip).await?;
     let ids = ballot::parse_candidates(cast.candidate_ids, &campaign.rules)
         .map_err(|e: BallotError| VoteError::Invalid(e.message()))?;
     if !ids.iter().all(|id| view.approved.contains(id)) {
@@ -111,7 +111,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     let hash = request_hash(&ids);
     let voter = cast.voter.as_str();
     let Some(key) = cast.idempotency_key else {
-        return record(services, campaign, voter, &ids, None, hash, risk, cast.now).await;
+        return record(services, campaign, &cast, &ids, None, hash).await;
     };
     // One request per key at a time, on every instance: the others wait for its answer and
     // give it again, so racing repeats count nothing more and all see the first answer.
@@ -133,17 +133,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = record(
-        services,
-        campaign,
-        voter,
-        &ids,
-        Some(key),
-        hash,
-        risk,
-        cast.now,
-    )
-    .await;
+    let outcome = record(services, campaign, &cast, &ids, Some(key), hash).await;
     if let Err(e) = services.counters.release(&claim).await {
         tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
     }
@@ -286,18 +276,21 @@ fn not_approved() -> VoteError {
     VoteError::Invalid("所选候选人不存在或未通过审核".into())
 }
 
-/// Takes the quotas and records the ballot (steps 2–4 above).
-#[allow(clippy::too_many_arguments)]
+/// Checks the proof of work and the risk signals, takes the quotas and records the ballot
+/// (steps 2–4 above).
 async fn record(
     services: &Services,
     campaign: &Campaign,
-    voter: &str,
+    cast: &Cast<'_>,
     ids: &[i64],
     key: Option<&str>,
     hash: String,
-    risk: Risk,
-    now: DateTime<Utc>,
 ) -> Result<Cast201, VoteError> {
+    // Only a ballot that is well formed and not a repeat spends its proof and counts in the
+    // signals: a client retrying with its key gets the first answer, not a new challenge.
+    check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
+    let risk = assess(services, campaign, cast.voter, cast.device, cast.ip).await?;
+    let (voter, now) = (cast.voter.as_str(), cast.now);
     let tz = ballot::zone(&campaign.timezone);
     let quota = QuotaRequest {
         campaign_id: campaign.id,

@@ -75,8 +75,29 @@ async fn ballots_need_a_fresh_proof_when_the_campaign_asks_for_one(backend: Back
     .await;
     assert_eq!(racing.iter().filter(|r| r.status == 201).count(), 1);
     assert_eq!(racing.iter().filter(|r| r.status == 428).count(), 19);
+    // A client retrying a recorded ballot with its key and its (now spent) proof gets the
+    // first answer again, not a new challenge.
+    let issued = app
+        .get(&format!("/api/v1/campaigns/{id}/challenge"), Some(&voter))
+        .await;
+    let text = issued.body["challenge"].as_str().unwrap().to_string();
+    let nonce = pow::solve(&text, 8);
+    let keyed = |proof: (String, String)| {
+        let req = app
+            .client
+            .post(app.url(&format!("/api/v1/campaigns/{id}/ballots")))
+            .bearer_auth(&voter)
+            .header("Idempotency-Key", "retry-1")
+            .json(&json!({"candidate_ids": [c[0]], "challenge": proof.0, "nonce": proof.1}));
+        async move { Reply::from(req.send().await.unwrap()).await }
+    };
+    let first = keyed((text.clone(), nonce.clone())).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let retry = keyed((text, nonce)).await;
+    assert_eq!(retry.status, 201, "{}", retry.text);
+    assert_eq!(retry.body["receipt"], first.body["receipt"]);
     let ledger = crate::ballots::assert_counts_match_ledger(&app, &id).await;
-    assert_eq!(ledger.values().sum::<i64>(), 2);
+    assert_eq!(ledger.values().sum::<i64>(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
