@@ -408,11 +408,13 @@ macro_rules! sql_store {
                 // Campaigns in id order, so two batches never wait on each other's heads.
                 for campaign_id in campaigns {
                     // The campaign row is shared-locked first, as every change of the campaign
-                    // locks it for update first: the campaign, its candidates and the keys read
-                    // here are what every change before this batch left and none after, so the
+                    // (its rules, candidates, blocklist) locks it for update first: what is read
+                    // here is what every change before this batch left and none after, so the
                     // checks the vote path made against its cache are made again, exactly,
                     // before the chain head is locked (the head is the one lock all of a
-                    // campaign's batches queue on; it is held for as few statements as can be).
+                    // campaign's batches queue on, so it is held for as few statements as can
+                    // be). Keys used by batches that commit meanwhile are caught by the unique
+                    // index (the idempotency claim makes that all but impossible).
                     let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $share))
                         .bind(campaign_id)
                         .fetch_optional(&mut *tx)
@@ -457,10 +459,10 @@ macro_rules! sql_store {
                             None => members.push(i),
                         }
                     }
-                    let bodies = members.iter().map(|i| batch[*i].entry_body()).collect();
                     if members.is_empty() {
                         continue;
                     }
+                    let bodies = members.iter().map(|i| batch[*i].entry_body()).collect();
                     let head = lock_head(&mut tx, campaign_id).await?;
                     let linked = chain(head, bodies)?;
                     let rows: Vec<&NewBallot> = members.iter().map(|i| &batch[*i]).collect();
