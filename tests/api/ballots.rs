@@ -58,16 +58,21 @@ pub async fn voting_campaign(
     rules: Value,
     n: usize,
 ) -> (String, Vec<String>, String) {
-    let org = app.staff("vote.organizer", Role::Organizer).await;
     let now = chrono::Utc::now();
-    let r = app
-        .post(
-            "/api/v1/admin/campaigns",
-            &json!({"kind": "selection", "title": "投票测试", "rules": rules,
-                "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]}),
-            Some(&org),
-        )
-        .await;
+    open_campaign(
+        app,
+        json!({"kind": "selection", "title": "投票测试", "rules": rules,
+            "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]}),
+        n,
+    )
+    .await
+}
+
+/// The campaign `body` describes, created, given one category with `n` approved candidates,
+/// and opened; returns its id, the candidates' ids and the organizer's token.
+pub async fn open_campaign(app: &TestApp, body: Value, n: usize) -> (String, Vec<String>, String) {
+    let org = app.staff("vote.organizer", Role::Organizer).await;
+    let r = app.post("/api/v1/admin/campaigns", &body, Some(&org)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["id"].as_str().unwrap().to_string();
     let cat = app
@@ -586,44 +591,14 @@ async fn quotas_renew_at_midnight_in_the_campaign_time_zone() {
         },
     )
     .await;
-    let org = app.staff("clock.organizer", Role::Organizer).await;
-    let r = app
-        .post(
-            "/api/v1/admin/campaigns",
-            &json!({"kind": "selection", "title": "跨日", "timezone": "Asia/Shanghai", "rules": rules(1, 1, 1, "live"),
-                "phases": [{"phase": "voting", "starts_at": "2026-11-20T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00"}]}),
-            Some(&org),
-        )
-        .await;
-    let id = r.body["id"].as_str().unwrap().to_string();
-    let cat = app
-        .post(
-            &format!("/api/v1/admin/campaigns/{id}/categories"),
-            &json!({"name": "医生", "winners": 1}),
-            Some(&org),
-        )
-        .await;
-    let cat = cat.body["id"].as_str().unwrap();
-    let cand = app
-        .post(
-            &format!("/api/v1/admin/campaigns/{id}/candidates"),
-            &json!({"category_id": cat, "name": "甲", "unit": "示例医院"}),
-            Some(&org),
-        )
-        .await;
-    let cid = cand.body["id"].as_str().unwrap().to_string();
-    app.post(
-        &format!("/api/v1/admin/campaigns/{id}/candidates/{cid}/approve"),
-        &json!({}),
-        Some(&org),
+    let (id, c, _) = open_campaign(
+        &app,
+        json!({"kind": "selection", "title": "跨日", "timezone": "Asia/Shanghai", "rules": rules(1, 1, 1, "live"),
+            "phases": [{"phase": "voting", "starts_at": "2026-11-20T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00"}]}),
+        1,
     )
     .await;
-    app.post(
-        &format!("/api/v1/admin/campaigns/{id}/open"),
-        &json!({}),
-        Some(&org),
-    )
-    .await;
+    let cid = c[0].clone();
     let voter = app.dev_citizen("oMidnight").await;
 
     assert_eq!(ballot(&app, &id, &voter, &[&cid], None).await.status, 201);
