@@ -23,14 +23,7 @@ async fn with_batches_of_one_ballot_the_counts_are_just_as_exact(backend: Backen
     let app =
         TestApp::spawn_with(backend, &[("dev_login", "true"), ("ballot_batch_max", "1")]).await;
     let (id, c, _) = voting_campaign(&app, rules(4, 1, 2, "live"), 6).await;
-    let tokens: Vec<String> = futures_util::stream::iter(0..200)
-        .map(|i| {
-            let app = &app;
-            async move { app.dev_citizen(&format!("oSingle{i}")).await }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
+    let tokens = app.dev_citizens("oSingle", 200).await;
     let replies: Vec<Reply> = futures_util::stream::iter(
         tokens
             .iter()
@@ -187,14 +180,7 @@ async fn two_thousand_voters_racing_leave_live_counts_equal_to_the_ledger(backen
     )
     .await;
     let (id, cands, _) = voting_campaign(&app, rules(5, 1, 2, "live"), 20).await;
-    let tokens: Vec<String> = futures_util::stream::iter(0..2000)
-        .map(|i| {
-            let app = &app;
-            async move { app.dev_citizen(&format!("oVoter{i}")).await }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let tokens = app.dev_citizens("oVoter", 2000).await;
     let replies: Vec<Reply> = futures_util::stream::iter(tokens.iter().enumerate())
         .map(|(i, t)| {
             let (a, b) = (&cands[i % 20], &cands[(i * 7 + 3) % 20]);

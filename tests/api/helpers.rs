@@ -367,6 +367,16 @@ impl TestApp {
         chain_entries(&self.client, &self.address, campaign, token).await
     }
 
+    /// Tokens of `n` dev voters (`{prefix}0`, `{prefix}1`, …), logged in 64 at a time.
+    pub async fn dev_citizens(&self, prefix: &str, n: usize) -> Vec<String> {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(0..n)
+            .map(|i| async move { self.dev_citizen(&format!("{prefix}{i}")).await })
+            .buffered(64)
+            .collect()
+            .await
+    }
+
     pub async fn dev_citizen(&self, openid: &str) -> String {
         let r = self
             .post(

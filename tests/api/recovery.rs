@@ -162,14 +162,7 @@ async fn live_counts_recounted_while_ballots_race_stay_exact(backend: Backend) {
     .await;
     let (id, cands, _) = voting_campaign(&app, rules(5, 1, 1, "live"), 10).await;
     let campaign: i64 = id.parse().unwrap();
-    let tokens: Vec<String> = futures_util::stream::iter(0..1000)
-        .map(|i| {
-            let app = &app;
-            async move { app.dev_citizen(&format!("oRecount{i}")).await }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let tokens = app.dev_citizens("oRecount", 1000).await;
     let done = std::sync::atomic::AtomicBool::new(false);
     let recounts = async {
         let mut n = 0;

@@ -38,6 +38,11 @@ fn ballot_entries(entries: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
+/// The flags of each ballot entry, in chain order.
+fn flags_of(entries: &[Value]) -> Vec<&Value> {
+    entries.iter().map(|e| &e["body"]["flags"]).collect()
+}
+
 async fn ballots_from_a_shared_device_are_flagged_and_still_counted_under_record(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
     let (id, c, org) = voting_campaign(&app, rules(5, 5, 1, "live"), 1).await;
@@ -48,7 +53,7 @@ async fn ballots_from_a_shared_device_are_flagged_and_still_counted_under_record
             .all(|r| r.status == 201 && r.body["status"] == "counted")
     );
     let entries = ballot_entries(app.entries(&id, &org).await);
-    let flags: Vec<&Value> = entries.iter().map(|e| &e["body"]["flags"]).collect();
+    let flags = flags_of(&entries);
     // Three voters on a device are allowed; the fourth and fifth are flagged.
     assert_eq!(
         flags,
@@ -159,7 +164,7 @@ async fn voters_crowding_one_address_or_network_are_flagged_by_the_campaign_thre
         ]
     );
     let entries = ballot_entries(app.entries(&id, &org).await);
-    let flags: Vec<&Value> = entries.iter().map(|e| &e["body"]["flags"]).collect();
+    let flags = flags_of(&entries);
     assert_eq!(
         flags,
         [
