@@ -49,11 +49,11 @@ async fn issue(services: &Services, openid: &str) -> Result<CitizenLogin, StoreE
     let voter_id = VoterId::from_openid(&services.key, openid);
     tracing::Span::current().record("voter_id", voter_id.as_str());
     let now = Utc::now();
-    services.store.touch_voter(&voter_id, now).await?;
+    let first_seen = services.store.touch_voter(&voter_id, now).await?;
     let ttl =
         Duration::from_std(services.settings.citizen_token_ttl).unwrap_or(Duration::hours(24));
     let expires_at = now + ttl;
-    let token = token::sign_citizen(&services.key, &voter_id, expires_at);
+    let token = token::sign_citizen(&services.key, &voter_id, first_seen, expires_at);
     tracing::info!("citizen logged in");
     Ok(CitizenLogin {
         token,

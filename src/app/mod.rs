@@ -7,6 +7,7 @@ pub mod citizen_auth;
 pub mod imports;
 pub mod limits;
 pub mod recount;
+pub mod review;
 pub mod staff_auth;
 pub mod verify;
 pub mod vote;

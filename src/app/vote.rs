@@ -3,24 +3,28 @@
 //! 1. check the ballot and the voting window against the cached campaign; replay the first
 //!    answer for a repeated `Idempotency-Key`;
 //! 2. check the proof of work (when the campaign asks for one) and gather the risk signals
-//!    that flag the ballot; take every quota of the ballot in one atomic step in the counter
-//!    store (all or none);
+//!    that flag the ballot (a flagged ballot needs a harder proof); take every quota of the
+//!    ballot in one atomic step in the counter store (all or none);
 //! 3. record the ballot and its audit entry in one ledger transaction with the others that
 //!    arrived with it; the ledger checks the window and the candidates again, exactly;
 //! 4. only then count it live (once per batch) and answer 201. If the ledger refuses or
 //!    fails, the quotas are given back and the citizen gets the refusal or 503 — never a 201
-//!    for a ballot that is not on the record.
+//!    for a ballot that is not on the record. A ballot that pushed a signal over its limit
+//!    then has the cluster's earlier ballots held too (under the `quarantine` policy).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Services, recount};
-use crate::counters::{CounterError, QuotaOutcome, QuotaRequest, idempotency_key};
+use super::{Services, recount, review};
+use crate::counters::{
+    CounterError, Observation, PaceProbe, QuotaOutcome, QuotaRequest, idempotency_key,
+};
 use crate::domain::ballot::{self, BallotError};
-use crate::domain::campaign::{CurrentPhase, Kind, current_phase};
+use crate::domain::campaign::{CurrentPhase, FraudPolicy, Kind, current_phase};
 use crate::domain::keyed::VoterId;
+use crate::domain::review::ClusterBy;
 use crate::domain::{pow, risk};
 use crate::store::{Ballot, BallotRefusal, Campaign, NewBallot, StoreError};
 
@@ -66,8 +70,10 @@ pub struct Cast<'a> {
     pub device: Option<&'a str>,
     /// The proof of work, when the campaign asks for one: (challenge, nonce).
     pub proof: Option<(&'a str, &'a str)>,
-    /// The client's address as the door saw it (for blocked networks).
+    /// The client's address as the door saw it (for blocked networks and risk signals).
     pub ip: Option<std::net::IpAddr>,
+    /// When the voter first logged in, if the token says.
+    pub first_seen: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }
 
@@ -152,13 +158,29 @@ pub fn challenge(
     voter: &VoterId,
     now: DateTime<Utc>,
 ) -> pow::Challenge {
+    challenge_at(
+        services,
+        campaign,
+        voter,
+        campaign.rules.challenge_bits,
+        now,
+    )
+}
+
+fn challenge_at(
+    services: &Services,
+    campaign: &Campaign,
+    voter: &VoterId,
+    bits: u8,
+    now: DateTime<Utc>,
+) -> pow::Challenge {
     let mut random = [0u8; 16];
     rand::fill(&mut random);
     pow::issue(
         &services.key,
         campaign.id,
         voter.as_str(),
-        campaign.rules.challenge_bits,
+        bits,
         now,
         random,
     )
@@ -166,22 +188,23 @@ pub fn challenge(
 
 /// When the campaign asks for a proof of work: the ballot's proof must hold and be unspent
 /// (each challenge answers one ballot). Otherwise the answer carries a fresh challenge.
+/// Returns the bits the proof was worth (0 when none is asked).
 async fn check_proof(
     services: &Services,
     campaign: &Campaign,
     voter: &VoterId,
     proof: Option<(&str, &str)>,
     now: DateTime<Utc>,
-) -> Result<(), VoteError> {
+) -> Result<u8, VoteError> {
     let bits = campaign.rules.challenge_bits;
     if bits == 0 {
-        return Ok(());
+        return Ok(0);
     }
     let fresh = || VoteError::ChallengeRequired(challenge(services, campaign, voter, now));
     let Some((text, nonce)) = proof else {
         return Err(fresh());
     };
-    if let Err(e) = pow::check(
+    let worth = match pow::check(
         &services.key,
         campaign.id,
         voter.as_str(),
@@ -190,9 +213,12 @@ async fn check_proof(
         text,
         nonce,
     ) {
-        tracing::info!(reason = ?e, "proof of work refused");
-        return Err(fresh());
-    }
+        Ok(worth) => worth,
+        Err(e) => {
+            tracing::info!(reason = ?e, "proof of work refused");
+            return Err(fresh());
+        }
+    };
     // Outside the `{c<id>}:` keys a forced recount clears, so a spent proof stays spent.
     let spent = format!("{{c{}}}~pow:{text}", campaign.id);
     let ttl = Duration::from_secs(pow::LIFETIME_SECS as u64 + 60);
@@ -200,7 +226,7 @@ async fn check_proof(
         tracing::info!("proof of work already spent");
         return Err(fresh());
     }
-    Ok(())
+    Ok(worth)
 }
 
 /// What the ballot's risk signals say, and the status the campaign's policy gives it.
@@ -208,67 +234,115 @@ struct Risk {
     flags: Vec<risk::Flag>,
     status: &'static str,
     device_hash: Option<String>,
-}
-
-/// Which signal a set of voters feeds.
-enum Signal {
-    Device,
-    Ip,
-    Network,
+    ip_hash: Option<String>,
+    network_hash: Option<String>,
+    /// Clusters this ballot pushed over a holding limit: (by, key, window, flag).
+    crossed: Vec<(ClusterBy, String, u32, risk::Flag)>,
 }
 
 /// Gathers the ballot's signals (one counter-store step for all of them) and flags it.
 async fn assess(
     services: &Services,
     campaign: &Campaign,
-    voter: &VoterId,
-    device: Option<&str>,
-    ip: Option<std::net::IpAddr>,
+    cast: &Cast<'_>,
+    ids: &[i64],
 ) -> Result<Risk, VoteError> {
     let keyed =
         |domain: &str, value: &str| hex::encode(&services.key.mac(domain, value.as_bytes())[..16]);
-    let device_hash = device.map(|d| keyed("device-id", d));
-    let network = ip.map(crate::domain::rate::network_of);
+    let device_hash = cast.device.map(|d| keyed("device-id", d));
+    let ip_hash = cast.ip.map(|ip| keyed("client-ip", &ip.to_string()));
+    let network_hash = cast.ip.map(|ip| {
+        keyed(
+            "client-net",
+            &crate::domain::rate::network_of(ip).to_string(),
+        )
+    });
+    let t = &campaign.rules.risk;
+    if !t.enabled {
+        return Ok(Risk {
+            flags: Vec::new(),
+            status: "counted",
+            device_hash,
+            ip_hash,
+            network_hash,
+            crossed: Vec::new(),
+        });
+    }
     let tag = format!("{{c{}}}", campaign.id);
-    // The sets to join, in the order of the signals they feed.
-    let mut keys = Vec::new();
-    if let Some(hash) = &device_hash {
-        keys.push((Signal::Device, format!("{tag}~dev:{hash}")));
+    let window = Duration::from_secs(u64::from(t.window_secs));
+    let burst = Duration::from_secs(u64::from(t.burst_secs));
+    // The sets to join: what each counts, its key for a cluster, its name and window.
+    let mut sets: Vec<(ClusterBy, String, String, Duration)> = Vec::new();
+    for (by, hash, name) in [
+        (ClusterBy::Device, &device_hash, "dev"),
+        (ClusterBy::Ip, &ip_hash, "ip"),
+        (ClusterBy::Network, &network_hash, "net"),
+    ] {
+        if let Some(h) = hash {
+            sets.push((by, h.clone(), format!("{tag}~{name}:{h}"), window));
+        }
     }
-    if let (Some(ip), Some(net)) = (ip, network) {
-        keys.push((
-            Signal::Ip,
-            format!("{tag}~ip:{}", keyed("client-ip", &ip.to_string())),
-        ));
-        keys.push((
-            Signal::Network,
-            format!("{tag}~net:{}", keyed("client-net", &net.to_string())),
-        ));
+    if ids.len() >= 2 {
+        let same = crate::domain::review::ballot_key(ids);
+        let name = format!("{tag}~same:{}", keyed("ballot-set", &same));
+        sets.push((ClusterBy::Ballot, same, name, burst));
     }
-    let thresholds = campaign.rules.risk;
-    let window = Duration::from_secs(u64::from(thresholds.window_secs));
-    let names: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let counts = services
+    let named: Vec<(String, Duration)> = sets.iter().map(|(_, _, n, w)| (n.clone(), *w)).collect();
+    let observed = services
         .counters
-        .distinct(&names, voter.as_str(), window)
+        .observe(&Observation {
+            sets: &named,
+            member: cast.voter.as_str(),
+            pace: Some(PaceProbe {
+                prefix: format!("{tag}~pace"),
+                minute: cast.now.timestamp().div_euclid(60),
+                candidates: ids,
+            }),
+        })
         .await?;
-    let mut signals = risk::Signals::default();
-    for ((signal, _), n) in keys.iter().zip(counts) {
-        *match signal {
-            Signal::Device => &mut signals.voters_on_device,
-            Signal::Ip => &mut signals.voters_on_ip,
-            Signal::Network => &mut signals.voters_on_network,
-        } = Some(n);
+    let mut signals = risk::Signals {
+        account_age_secs: cast.first_seen.map(|f| (cast.now - f).num_seconds()),
+        pace: observed.pace,
+        ..risk::Signals::default()
+    };
+    for ((by, ..), n) in sets.iter().zip(&observed.sizes) {
+        *match by {
+            ClusterBy::Device => &mut signals.voters_on_device,
+            ClusterBy::Ip => &mut signals.voters_on_ip,
+            ClusterBy::Network => &mut signals.voters_on_network,
+            ClusterBy::Ballot => &mut signals.voters_with_same_set,
+        } = Some(*n);
     }
-    let flags = risk::flags(&signals, &thresholds);
+    let flags = risk::flags(&signals, t);
     if !flags.is_empty() {
         metrics::counter!("ballots_flagged_total").increment(1);
         tracing::info!(flags = ?flags, "ballot flagged");
     }
+    let crossed = if campaign.rules.fraud_policy == FraudPolicy::Quarantine {
+        risk::crossed(&signals, t)
+            .into_iter()
+            .filter_map(|flag| {
+                let by = match flag {
+                    risk::Flag::SharedDevice => ClusterBy::Device,
+                    risk::Flag::SharedIp => ClusterBy::Ip,
+                    risk::Flag::SharedNetwork => ClusterBy::Network,
+                    risk::Flag::IdenticalBurst => ClusterBy::Ballot,
+                    _ => return None,
+                };
+                let (_, key, _, w) = sets.iter().find(|(b, ..)| *b == by)?;
+                Some((by, key.clone(), w.as_secs() as u32, flag))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Risk {
-        status: risk::status(campaign.rules.fraud_policy, &flags),
+        status: risk::status(campaign.rules.fraud_policy, &flags, t),
         flags,
         device_hash,
+        ip_hash,
+        network_hash,
+        crossed,
     })
 }
 
@@ -288,8 +362,20 @@ async fn record(
 ) -> Result<Cast201, VoteError> {
     // Only a ballot that is well formed and not a repeat spends its proof and counts in the
     // signals: a client retrying with its key gets the first answer, not a new challenge.
-    check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
-    let risk = assess(services, campaign, cast.voter, cast.device, cast.ip).await?;
+    let proven = check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
+    let risk = assess(services, campaign, cast, ids).await?;
+    let needed = risk::required_bits(
+        campaign.rules.challenge_bits,
+        &risk.flags,
+        &campaign.rules.risk,
+    );
+    if proven < needed {
+        // Risky traffic pays more: a fresh challenge at the raised difficulty.
+        tracing::info!(proven, needed, "a flagged ballot needs a harder proof");
+        return Err(VoteError::ChallengeRequired(challenge_at(
+            services, campaign, cast.voter, needed, cast.now,
+        )));
+    }
     let (voter, now) = (cast.voter.as_str(), cast.now);
     let tz = ballot::zone(&campaign.timezone);
     let quota = QuotaRequest {
@@ -341,6 +427,8 @@ async fn record(
         status: risk.status,
         flags: risk.flags.iter().map(|f| f.as_str()).collect(),
         device_hash: risk.device_hash,
+        ip_hash: risk.ip_hash,
+        network_hash: risk.network_hash,
     };
     let recorded = services.ballots.record(new).await;
     let ballot = match recorded {
@@ -371,6 +459,9 @@ async fn record(
         }
     };
     tracing::info!(seq = ballot.seq, candidates = ids.len(), "ballot recorded");
+    for (by, key, window, flag) in risk.crossed {
+        review::hold_cluster(services, campaign.id, by, key, window, flag.as_str(), now).await;
+    }
     Ok(Cast201 {
         ballot,
         replayed: false,

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    APPLIED_KEPT, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome,
-    Tally, day_key, ready_key, total_key, voter_day_key, voter_total_key,
+    APPLIED_KEPT, CounterResult, Counters, Observation, Observed, PACE_BEFORE_MINUTES,
+    PACE_RECENT_MINUTES, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, day_key,
+    pace_of, ready_key, total_key, voter_day_key, voter_total_key,
 };
 
 #[derive(Default)]
@@ -21,9 +22,14 @@ struct State {
     /// The number of sets at which expired ones are next swept out.
     sweep_sets_at: usize,
     hashes: HashMap<String, HashMap<i64, i64>>,
+    /// Pace buckets by prefix, then minute.
+    pace: HashMap<String, std::collections::BTreeMap<i64, Minute>>,
     /// Live counts by campaign, kept exact the way the Redis scripts keep them.
     live: HashMap<i64, Live>,
 }
+
+/// One minute's votes per candidate, and in all.
+type Minute = (HashMap<i64, u64>, u64);
 
 #[derive(Default)]
 struct Live {
@@ -88,12 +94,7 @@ impl Counters for MemoryCounters {
         })
     }
 
-    async fn distinct(
-        &self,
-        keys: &[String],
-        member: &str,
-        window: Duration,
-    ) -> CounterResult<Vec<u64>> {
+    async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed> {
         let now = Instant::now();
         let mut state = self.lock();
         // Expired sets are swept when their number has doubled since the last sweep: memory
@@ -102,19 +103,40 @@ impl Counters for MemoryCounters {
             state.sets.retain(|_, (_, expires)| *expires > now);
             state.sweep_sets_at = (state.sets.len() * 2).max(10_000);
         }
-        let mut counts = Vec::with_capacity(keys.len());
-        for key in keys {
+        let mut sizes = Vec::with_capacity(o.sets.len());
+        for (key, window) in o.sets {
             let entry = state
                 .sets
                 .entry(key.clone())
-                .or_insert_with(|| (Default::default(), now + window));
+                .or_insert_with(|| (Default::default(), now + *window));
             if entry.1 <= now {
-                *entry = (Default::default(), now + window);
+                *entry = (Default::default(), now + *window);
             }
-            entry.0.insert(member.to_string());
-            counts.push(entry.0.len() as u64);
+            entry.0.insert(o.member.to_string());
+            sizes.push(entry.0.len() as u64);
         }
-        Ok(counts)
+        let mut pace = Vec::new();
+        if let Some(p) = &o.pace {
+            let buckets = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
+            let minutes = state.pace.entry(p.prefix.clone()).or_default();
+            // Minutes that can no longer be read are dropped as time moves on.
+            *minutes = minutes.split_off(&(p.minute - buckets));
+            let current = minutes.entry(p.minute).or_default();
+            for c in p.candidates {
+                *current.0.entry(*c).or_default() += 1;
+            }
+            current.1 += p.candidates.len() as u64;
+            for c in p.candidates {
+                let per_minute: Vec<(u64, u64)> = (0..buckets)
+                    .map(|i| match minutes.get(&(p.minute - i)) {
+                        Some((votes, all)) => (votes.get(c).copied().unwrap_or(0), *all),
+                        None => (0, 0),
+                    })
+                    .collect();
+                pace.push(pace_of(&per_minute));
+            }
+        }
+        Ok(Observed { sizes, pace })
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

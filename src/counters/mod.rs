@@ -70,6 +70,51 @@ pub struct Rebuild {
     pub totals: HashMap<String, i64>,
 }
 
+/// What one ballot adds to the risk signals (see `Counters::observe`).
+#[derive(Debug, Clone)]
+pub struct Observation<'a> {
+    /// Short-lived sets to add `member` to, each living its window from its first member;
+    /// their sizes come back in this order.
+    pub sets: &'a [(String, Duration)],
+    pub member: &'a str,
+    /// Votes per candidate per minute, for the candidates' pace.
+    pub pace: Option<PaceProbe<'a>>,
+}
+
+/// The ballot's candidates, counted in the minute bucket `minute` under `prefix`.
+#[derive(Debug, Clone)]
+pub struct PaceProbe<'a> {
+    pub prefix: String,
+    pub minute: i64,
+    pub candidates: &'a [i64],
+}
+
+/// Minutes of the "recent" pace (this one and the one before) and of the pace before it.
+pub const PACE_RECENT_MINUTES: i64 = 2;
+pub const PACE_BEFORE_MINUTES: i64 = 10;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub sizes: Vec<u64>,
+    /// One per candidate of the probe, in its order.
+    pub pace: Vec<crate::domain::risk::Pace>,
+}
+
+/// Adds up per-minute votes into a candidate's pace; `buckets[i]` is minute `minute - i`.
+pub fn pace_of(buckets: &[(u64, u64)]) -> crate::domain::risk::Pace {
+    let mut p = crate::domain::risk::Pace::default();
+    for (i, (mine, all)) in buckets.iter().enumerate() {
+        if (i as i64) < PACE_RECENT_MINUTES {
+            p.recent += mine;
+            p.recent_all += all;
+        } else {
+            p.before += mine;
+            p.before_all += all;
+        }
+    }
+    p
+}
+
 /// Key names, shared by both implementations. Every key of a campaign carries the campaign in
 /// a hash tag, `{c<id>}`, so that Redis Cluster keeps a campaign's keys (and the scripts that
 /// touch several of them) on one shard.
@@ -138,14 +183,9 @@ pub trait Counters: Send + Sync + 'static {
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> CounterResult<i64>;
     /// The value of `key`, 0 when absent or expired.
     async fn get(&self, key: &str) -> CounterResult<i64>;
-    /// Adds `member` to each set of `keys` and returns how many distinct members each holds;
-    /// a set lives `window` from its first member. The keys share one campaign's hash tag.
-    async fn distinct(
-        &self,
-        keys: &[String],
-        member: &str,
-        window: Duration,
-    ) -> CounterResult<Vec<u64>>;
+    /// Records one ballot's risk signals and returns what they measure, in one step (one
+    /// round trip to Redis). The keys share one campaign's hash tag.
+    async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed>;
     /// Takes a short-lived exclusive claim on `key` (false when someone holds it).
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool>;
     async fn release(&self, key: &str) -> CounterResult<()>;

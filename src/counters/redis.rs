@@ -14,9 +14,10 @@ use tokio::sync::Mutex;
 use std::collections::HashMap;
 
 use super::{
-    APPLIED_KEPT, CounterError, CounterResult, Counters, QuotaOutcome, QuotaRequest, Rebuild,
-    RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key, total_key,
-    voter_day_key, voter_total_key, votes_key,
+    APPLIED_KEPT, CounterError, CounterResult, Counters, Observation, Observed,
+    PACE_BEFORE_MINUTES, PACE_RECENT_MINUTES, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome,
+    Tally, applied_key, counted_through_key, day_key, pace_of, ready_key, total_key, voter_day_key,
+    voter_total_key, votes_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,8 +36,8 @@ static RECOUNT_VOTES: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("recount_votes.lua")));
 static GCRA: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("gcra.lua")));
-static DISTINCT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(include_str!("distinct.lua")));
+static OBSERVE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("observe.lua")));
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -163,25 +164,47 @@ impl Counters for RedisCounters {
             .map(|v| v.unwrap_or(0))
     }
 
-    async fn distinct(
-        &self,
-        keys: &[String],
-        member: &str,
-        window: Duration,
-    ) -> CounterResult<Vec<u64>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+    async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed> {
+        let mut keys: Vec<String> = o.sets.iter().map(|(k, _)| self.key(k)).collect();
+        let mut args: Vec<String> = vec![o.member.to_string(), o.sets.len().to_string()];
+        args.extend(o.sets.iter().map(|(_, w)| w.as_secs().max(1).to_string()));
+        let buckets = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
+        if let Some(p) = &o.pace {
+            keys.extend((0..buckets).map(|i| self.key(&format!("{}:{}", p.prefix, p.minute - i))));
+            args.push(((buckets + 1) * 60).to_string());
+            args.extend(p.candidates.iter().map(|c| c.to_string()));
         }
-        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        let secs = window.as_secs().max(1);
-        self.run(|mut c| async move {
-            let mut inv = DISTINCT.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(member).arg(secs).invoke_async(&mut c).await
+        if keys.is_empty() {
+            return Ok(Observed::default());
+        }
+        let out: Vec<u64> = self
+            .run(|mut c| {
+                let (keys, args) = (&keys, &args);
+                async move {
+                    let mut inv = OBSERVE.prepare_invoke();
+                    for k in keys {
+                        inv.key(k);
+                    }
+                    for a in args {
+                        inv.arg(a);
+                    }
+                    inv.invoke_async(&mut c).await
+                }
+            })
+            .await?;
+        let (sizes, rest) = out.split_at(o.sets.len().min(out.len()));
+        let pace = rest
+            .chunks(2 * buckets as usize)
+            .map(|per_candidate| {
+                let pairs: Vec<(u64, u64)> =
+                    per_candidate.chunks(2).map(|p| (p[0], p[1])).collect();
+                pace_of(&pairs)
+            })
+            .collect();
+        Ok(Observed {
+            sizes: sizes.to_vec(),
+            pace,
         })
-        .await
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

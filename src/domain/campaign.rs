@@ -123,26 +123,92 @@ pub struct Rules {
     pub risk: RiskThresholds,
 }
 
-/// Above how many distinct voters on one device, one address or one network (/24 or /64)
-/// within `window_secs` a ballot is flagged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The thresholds of the risk signals (see `domain::risk`), and what the campaign does with
+/// the flags they raise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RiskThresholds {
+    /// False: no signal is gathered and no ballot is flagged (the cost of the checks can be
+    /// measured against this).
+    pub enabled: bool,
+    /// Above how many distinct voters on one device, one address or one network (/24 or
+    /// /64) within `window_secs` a ballot is flagged.
     pub voters_per_device: u32,
     pub voters_per_ip: u32,
     pub voters_per_network: u32,
     pub window_secs: u32,
+    /// A voter whose first login is fewer seconds ago is a new account (0: never).
+    pub min_account_age_secs: u32,
+    /// Above how many distinct voters casting the very same set of two or more candidates
+    /// within `burst_secs` a ballot is flagged.
+    pub identical_ballots: u32,
+    pub burst_secs: u32,
+    /// A candidate surges when its share of the last two minutes' votes is more than
+    /// `surge_factor` times its share of the ten minutes before, on at least
+    /// `surge_min_votes` votes.
+    pub surge_factor: u32,
+    pub surge_min_votes: u32,
+    /// The flags that hold a ballot under the `quarantine` policy; the others are recorded
+    /// (and raise the challenge) only.
+    pub hold: Vec<RiskFlag>,
+    /// Extra proof-of-work bits a flagged ballot needs, when the campaign asks for a proof.
+    pub raise_bits: u8,
+}
+
+/// A risk flag a ballot can carry (see `domain::risk`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskFlag {
+    /// More voters than allowed on the ballot's device lately.
+    SharedDevice,
+    /// More voters than allowed from the ballot's address lately.
+    SharedIp,
+    /// More voters than allowed from the ballot's network (/24 or /64) lately.
+    SharedNetwork,
+    /// Many voters cast this very set of candidates within a short burst.
+    IdenticalBurst,
+    /// The voter's account was first seen minutes ago.
+    NewAccount,
+    /// A candidate of the ballot gets a far larger share of the votes than it did lately.
+    CandidateSurge,
 }
 
 impl Default for RiskThresholds {
     /// A family may share a phone, a hospital's staff one address: generous enough for
-    /// those, far below a farm's hundreds.
+    /// those, far below a farm's hundreds. A young account or a surging candidate alone is
+    /// common among honest citizens (most open the mini-program for the first time to vote,
+    /// and a candidate's colleagues vote together), so by default those flags do not hold.
     fn default() -> Self {
         Self {
+            enabled: true,
             voters_per_device: 3,
             voters_per_ip: 20,
             voters_per_network: 50,
             window_secs: 600,
+            min_account_age_secs: 600,
+            identical_ballots: 20,
+            burst_secs: 60,
+            surge_factor: 5,
+            surge_min_votes: 30,
+            hold: vec![
+                RiskFlag::SharedDevice,
+                RiskFlag::SharedIp,
+                RiskFlag::SharedNetwork,
+                RiskFlag::IdenticalBurst,
+            ],
+            raise_bits: 4,
         }
     }
 }
@@ -355,6 +421,8 @@ fn validate_rules(r: &Rules) -> Result<(), FieldError> {
         ("voters_per_device", t.voters_per_device),
         ("voters_per_ip", t.voters_per_ip),
         ("voters_per_network", t.voters_per_network),
+        ("identical_ballots", t.identical_ballots),
+        ("surge_min_votes", t.surge_min_votes),
     ] {
         if !(1..=100_000).contains(&value) {
             return Err(field_error(
@@ -363,10 +431,30 @@ fn validate_rules(r: &Rules) -> Result<(), FieldError> {
             ));
         }
     }
-    if !(60..=86_400).contains(&t.window_secs) {
+    for (name, value) in [("window_secs", t.window_secs), ("burst_secs", t.burst_secs)] {
+        if !(60..=86_400).contains(&value) {
+            return Err(field_error(
+                format!("rules.risk.{name}"),
+                "统计时段须在60到86400秒之间",
+            ));
+        }
+    }
+    if t.min_account_age_secs > 30 * 86_400 {
         return Err(field_error(
-            "rules.risk.window_secs",
-            "统计时段须在60到86400秒之间",
+            "rules.risk.min_account_age_secs",
+            "新账号时长不能超过30天",
+        ));
+    }
+    if !(2..=100).contains(&t.surge_factor) {
+        return Err(field_error(
+            "rules.risk.surge_factor",
+            "票数异常倍数须在2到100之间",
+        ));
+    }
+    if t.raise_bits > MAX_CHALLENGE_BITS {
+        return Err(field_error(
+            "rules.risk.raise_bits",
+            "工作量证明难度不能超过24",
         ));
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod keyed;
 pub mod pow;
 pub mod rate;
 pub mod record;
+pub mod review;
 pub mod risk;
 pub mod staff;
 pub mod token;

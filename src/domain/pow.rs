@@ -63,7 +63,8 @@ pub enum ProofError {
     Wrong,
 }
 
-/// Checks a proof (not whether it was spent: that needs the counter store).
+/// Checks a proof (not whether it was spent: that needs the counter store). Returns the bits
+/// the challenge was issued for (a ballot flagged later may need more).
 pub fn check(
     key: &ServiceKey,
     campaign_id: i64,
@@ -72,7 +73,7 @@ pub fn check(
     now: DateTime<Utc>,
     challenge: &str,
     nonce: &str,
-) -> Result<(), ProofError> {
+) -> Result<u8, ProofError> {
     let parts: Vec<&str> = challenge.split('.').collect();
     let [bits, expires, random, given_mac] = parts.as_slice() else {
         return Err(ProofError::Forged);
@@ -94,7 +95,7 @@ pub fn check(
     if nonce.is_empty() || nonce.len() > 64 || !meets(challenge, nonce, bits) {
         return Err(ProofError::Wrong);
     }
-    Ok(())
+    Ok(bits)
 }
 
 /// Whether `sha256(challenge ":" nonce)` starts with `bits` zero bits.
@@ -153,7 +154,7 @@ mod tests {
         let nonce = solve(&c.text, 10);
         assert_eq!(
             check(&key(), 7, "voter-a", 10, now(), &c.text, &nonce),
-            Ok(())
+            Ok(10)
         );
         assert_eq!(
             check(&key(), 7, "voter-b", 10, now(), &c.text, &nonce),

@@ -145,6 +145,7 @@ pub mod kinds {
     pub const CANDIDATE_STATUS: &str = "candidate.status_changed";
     pub const TARGET_CREATED: &str = "target.created";
     pub const BLOCK_CHANGED: &str = "block.changed";
+    pub const REVIEW_DECIDED: &str = "review.decided";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields

@@ -1,7 +1,10 @@
 //! Bearer tokens for the two audiences, shaped so that one can never pass for the other.
 //!
-//! * Citizen tokens are stateless: `c1.<voter_id>.<expires_unix>.<mac>`, the MAC keyed by the
-//!   service secret. The vote path checks them without a database round trip.
+//! * Citizen tokens are stateless: `c2.<voter_id>.<first_login_unix>.<expires_unix>.<mac>`,
+//!   the MAC keyed by the service secret. The vote path checks them without a database round
+//!   trip, and reads the account's age (a risk signal) from them. Tokens of the first shape,
+//!   `c1.<voter_id>.<expires_unix>.<mac>`, are still accepted until they expire; they tell no
+//!   age.
 //! * Staff tokens are opaque random strings `s1.<64 hex>`; the database keeps only their
 //!   SHA-256, so that logout can revoke one and a leaked table reveals no usable token.
 
@@ -10,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::keyed::{ServiceKey, VoterId};
 
-const CITIZEN_PREFIX: &str = "c1";
+const CITIZEN_PREFIX: &str = "c2";
+const CITIZEN_PREFIX_V1: &str = "c1";
 const STAFF_PREFIX: &str = "s1.";
 const CITIZEN_DOMAIN: &str = "citizen-token";
 
@@ -33,7 +37,7 @@ pub enum TokenKind {
 }
 
 pub fn kind_of(token: &str) -> TokenKind {
-    if token.starts_with("c1.") {
+    if token.starts_with("c2.") || token.starts_with("c1.") {
         TokenKind::Citizen
     } else if token.starts_with(STAFF_PREFIX) {
         TokenKind::Staff
@@ -42,10 +46,25 @@ pub fn kind_of(token: &str) -> TokenKind {
     }
 }
 
-pub fn sign_citizen(key: &ServiceKey, voter: &VoterId, expires_at: DateTime<Utc>) -> String {
+/// What a valid citizen token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenClaims {
+    pub voter: VoterId,
+    /// When the voter first logged in (`None` from a `c1.` token).
+    pub first_seen: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn sign_citizen(
+    key: &ServiceKey,
+    voter: &VoterId,
+    first_seen: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> String {
     let payload = format!(
-        "{CITIZEN_PREFIX}.{}.{}",
+        "{CITIZEN_PREFIX}.{}.{}.{}",
         voter.as_str(),
+        first_seen.timestamp(),
         expires_at.timestamp()
     );
     let mac = key.mac(CITIZEN_DOMAIN, payload.as_bytes());
@@ -56,25 +75,35 @@ pub fn verify_citizen(
     key: &ServiceKey,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<(VoterId, DateTime<Utc>), TokenError> {
+) -> Result<CitizenClaims, TokenError> {
     let (payload, mac_hex) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-    let mut parts = payload.split('.');
-    let (Some(CITIZEN_PREFIX), Some(voter), Some(exp), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
+    let parts: Vec<&str> = payload.split('.').collect();
+    let (voter, first_seen, exp) = match parts.as_slice() {
+        [CITIZEN_PREFIX, voter, first, exp] => (*voter, Some(*first), *exp),
+        [CITIZEN_PREFIX_V1, voter, exp] => (*voter, None, *exp),
+        _ => return Err(TokenError::Malformed),
     };
     let voter = VoterId::parse(voter).ok_or(TokenError::Malformed)?;
-    let exp: i64 = exp.parse().map_err(|_| TokenError::Malformed)?;
+    let time = |text: &str| {
+        text.parse::<i64>()
+            .ok()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or(TokenError::Malformed)
+    };
+    let expires_at = time(exp)?;
+    let first_seen = first_seen.map(time).transpose()?;
     let mac = hex::decode(mac_hex).map_err(|_| TokenError::Malformed)?;
     if !key.verify(CITIZEN_DOMAIN, payload.as_bytes(), &mac) {
         return Err(TokenError::BadSignature);
     }
-    let expires_at = DateTime::from_timestamp(exp, 0).ok_or(TokenError::Malformed)?;
     if expires_at <= now {
         return Err(TokenError::Expired);
     }
-    Ok((voter, expires_at))
+    Ok(CitizenClaims {
+        voter,
+        first_seen,
+        expires_at,
+    })
 }
 
 /// A fresh staff token: 256 random bits.
@@ -102,10 +131,15 @@ mod tests {
     fn a_citizen_token_round_trips_until_it_expires() {
         let voter = VoterId::from_openid(&key(), "openid-1");
         let now = Utc::now();
-        let token = sign_citizen(&key(), &voter, now + Duration::hours(1));
+        let first = now - Duration::days(3);
+        let token = sign_citizen(&key(), &voter, first, now + Duration::hours(1));
         assert_eq!(kind_of(&token), TokenKind::Citizen);
-        let (v, _) = verify_citizen(&key(), &token, now).unwrap();
-        assert_eq!(v, voter);
+        let claims = verify_citizen(&key(), &token, now).unwrap();
+        assert_eq!(claims.voter, voter);
+        assert_eq!(
+            claims.first_seen.map(|t| t.timestamp()),
+            Some(first.timestamp())
+        );
         assert_eq!(
             verify_citizen(&key(), &token, now + Duration::hours(2)),
             Err(TokenError::Expired)
@@ -116,7 +150,7 @@ mod tests {
     fn a_changed_or_foreign_citizen_token_is_refused() {
         let voter = VoterId::from_openid(&key(), "openid-1");
         let exp = Utc::now() + Duration::hours(1);
-        let token = sign_citizen(&key(), &voter, exp);
+        let token = sign_citizen(&key(), &voter, Utc::now(), exp);
         let other = VoterId::from_openid(&key(), "openid-2");
         let forged = token.replace(voter.as_str(), other.as_str());
         assert_eq!(
@@ -135,6 +169,29 @@ mod tests {
         assert_eq!(
             verify_citizen(&key(), &new_staff_token(), Utc::now()),
             Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_first_shape_token_is_still_accepted_and_tells_no_age() {
+        let voter = VoterId::from_openid(&key(), "openid-1");
+        let now = Utc::now();
+        let payload = format!(
+            "c1.{}.{}",
+            voter.as_str(),
+            (now + Duration::hours(1)).timestamp()
+        );
+        let mac = hex::encode(key().mac(CITIZEN_DOMAIN, payload.as_bytes()));
+        let token = format!("{payload}.{mac}");
+        assert_eq!(kind_of(&token), TokenKind::Citizen);
+        let claims = verify_citizen(&key(), &token, now).unwrap();
+        assert_eq!((&claims.voter, claims.first_seen), (&voter, None));
+        // An age cannot be added to a first-shape token without the key.
+        let exp = (now + Duration::hours(1)).timestamp();
+        let forged = format!("c2.{}.0.{exp}.{mac}", voter.as_str());
+        assert_eq!(
+            verify_citizen(&key(), &forged, now),
+            Err(TokenError::BadSignature)
         );
     }
 

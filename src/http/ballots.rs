@@ -111,6 +111,7 @@ pub async fn cast(
             proof: body.challenge.as_deref().zip(body.nonce.as_deref()),
             device: device.as_deref(),
             ip,
+            first_seen: citizen.first_seen,
             now: services.now(),
         },
     )

@@ -38,6 +38,8 @@ const LOGIN_FIRST: ApiError = ApiError::Unauthenticated {
 #[derive(Debug, Clone)]
 pub struct Citizen {
     pub voter_id: VoterId,
+    /// When the voter first logged in, if the token says (a risk signal).
+    pub first_seen: Option<chrono::DateTime<Utc>>,
 }
 
 impl FromRequest for Citizen {
@@ -54,7 +56,10 @@ impl FromRequest for Citizen {
                 });
             }
             match token::verify_citizen(&services.key, token, Utc::now()) {
-                Ok((voter_id, _)) => Ok(Citizen { voter_id }),
+                Ok(claims) => Ok(Citizen {
+                    voter_id: claims.voter,
+                    first_seen: claims.first_seen,
+                }),
                 Err(TokenError::Expired) => Err(ApiError::Unauthenticated {
                     message: "登录已过期，请重新登录",
                 }),

@@ -22,6 +22,7 @@ use crate::domain::keyed::VoterId;
 use crate::domain::record::{
     Actor, CampaignState, CandidateState, CategoryState, Snapshot, TargetState,
 };
+use crate::domain::review;
 use crate::domain::staff::Role;
 
 pub use postgres::PgStore;
@@ -225,11 +226,14 @@ pub struct NewBallot {
     pub flags: Vec<&'static str>,
     /// Keyed hash of the client's device id, when it sent one.
     pub device_hash: Option<String>,
+    /// Keyed hashes of the client's address and of its network (/24 or /64), when known.
+    pub ip_hash: Option<String>,
+    pub network_hash: Option<String>,
 }
 
 impl NewBallot {
-    /// The ballot's audit entry body. The device hash stays in the ledger (for the review);
-    /// the chain carries what a recount needs.
+    /// The ballot's audit entry body. The device, address and network hashes stay in the
+    /// ledger (for the review); the chain carries what a recount needs.
     pub fn entry_body(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": "ballot",
@@ -245,6 +249,43 @@ impl NewBallot {
     pub fn flags_text(&self) -> String {
         serde_json::to_string(&self.flags).unwrap_or_else(|_| "[]".into())
     }
+}
+
+/// A review decision to make (see `domain::review`).
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub campaign_id: i64,
+    pub action: review::Action,
+    pub reason: String,
+    pub select: Selection,
+    pub at: DateTime<Utc>,
+}
+
+/// Which ballots a decision is about; of those, it moves the ones whose status it can move.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// By their seqs (receipts' places in the chain).
+    Seqs(Vec<i64>),
+    /// A cluster: the ballots sharing `key` by `by`, cast in `[from, to)`.
+    Cluster {
+        by: review::ClusterBy,
+        key: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// A decision on the record.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The decision's entry.
+    pub seq: i64,
+    pub hash: String,
+    pub action: review::Action,
+    /// The seqs of the ballots it moved.
+    pub ballots: Vec<i64>,
+    /// How the public counts move, per candidate.
+    pub votes: std::collections::BTreeMap<i64, i64>,
 }
 
 /// A blocklist row of a campaign.
@@ -595,6 +636,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<crate::counters::Rebuild>;
     /// Counted votes per candidate, from the ledger, with the chain head they go with.
     async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<crate::counters::Tally>;
+
+    // The review.
+    /// Moves the selected ballots' statuses and records the decision in the chain, in one
+    /// transaction; `None` when no selected ballot could be moved (nothing is recorded).
+    async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>>;
+    /// The ballots cast in `[from, to)`; with `suspicious_only`, those flagged or not counted.
+    async fn review_ballots(
+        &self,
+        campaign_id: i64,
+        suspicious_only: bool,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<review::ReviewBallot>>;
+    /// Every ballot's status by seq (for the verifier).
+    async fn ballot_statuses(
+        &self,
+        campaign_id: i64,
+    ) -> StoreResult<std::collections::BTreeMap<i64, String>>;
 
     // The audit chain.
     async fn audit_head(&self, campaign_id: i64) -> StoreResult<(i64, String)>;

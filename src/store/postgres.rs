@@ -68,10 +68,10 @@ async fn write_ballots_at_once(
         ), ballots AS (
             INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash,
                                  remaining_today, seq, receipt, cast_at, quota_day,
-                                 status, flags, device_hash)
+                                 status, flags, device_hash, ip_hash, network_hash)
             SELECT $1, * FROM UNNEST($9::text[], $10::text[], $11::text[], $12::text[], $13::int[],
                                      $2::bigint[], $6::text[], $14::timestamptz[], $15::text[],
-                                     $18::text[], $19::text[], $20::text[])
+                                     $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
             RETURNING ",
         ballot_columns!(),
         "
@@ -103,6 +103,8 @@ async fn write_ballots_at_once(
     .bind(members.iter().map(|b| b.status).collect::<Vec<_>>())
     .bind(members.iter().map(|b| b.flags_text()).collect::<Vec<_>>())
     .bind(members.iter().map(|b| b.device_hash.clone()).collect::<Vec<_>>())
+    .bind(members.iter().map(|b| b.ip_hash.clone()).collect::<Vec<_>>())
+    .bind(members.iter().map(|b| b.network_hash.clone()).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     in_member_order(&rows, e)

@@ -152,7 +152,7 @@ macro_rules! sql_store {
             insert_entries(conn, campaign_id, linked).await?;
             let mut insert: QueryBuilder<$db> = QueryBuilder::new(
                 "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
-                 remaining_today, seq, receipt, cast_at, quota_day, status, flags, device_hash) ",
+                 remaining_today, seq, receipt, cast_at, quota_day, status, flags, device_hash, ip_hash, network_hash) ",
             );
             let mut id_texts = Vec::with_capacity(members.len());
             for b in members {
@@ -171,7 +171,9 @@ macro_rules! sql_store {
                     .push_bind(b.quota_day.to_string())
                     .push_bind(b.status)
                     .push_bind(b.flags_text())
-                    .push_bind(b.device_hash.clone());
+                    .push_bind(b.device_hash.clone())
+                    .push_bind(b.ip_hash.clone())
+                    .push_bind(b.network_hash.clone());
             });
             insert.push(concat!(" RETURNING ", ballot_columns!()));
             let found = insert.build().fetch_all(&mut *conn).await?;
@@ -315,6 +317,34 @@ macro_rules! sql_store {
             sql.push(")");
             let rows = sql.build().fetch_all(&mut *conn).await?;
             rows.iter().map(|r| Ok((r.try_get("voter_id")?, r.try_get("idempotency_key")?))).collect()
+        }
+
+        /// The column a cluster's key is matched against, and the key as stored there.
+        fn cluster_column(by: review::ClusterBy, key: &str) -> StoreResult<(&'static str, String)> {
+            Ok(match by {
+                review::ClusterBy::Device => ("device_hash", key.to_string()),
+                review::ClusterBy::Ip => ("ip_hash", key.to_string()),
+                review::ClusterBy::Network => ("network_hash", key.to_string()),
+                review::ClusterBy::Ballot => {
+                    let ids: Vec<&str> = key.split(',').collect();
+                    ("candidate_ids", json_text(&ids)?)
+                }
+            })
+        }
+
+        fn review_ballot_from_row(r: &DbRow) -> StoreResult<review::ReviewBallot> {
+            let ids: Vec<String> = decode_json("candidate_ids", r.try_get("candidate_ids")?)?;
+            Ok(review::ReviewBallot {
+                seq: r.try_get("seq")?,
+                voter_id: r.try_get("voter_id")?,
+                cast_at: r.try_get("cast_at")?,
+                status: r.try_get("status")?,
+                flags: decode_json("flags", r.try_get("flags")?)?,
+                candidate_ids: ids.iter().filter_map(|i| i.parse().ok()).collect(),
+                device_hash: r.try_get("device_hash")?,
+                ip_hash: r.try_get("ip_hash")?,
+                network_hash: r.try_get("network_hash")?,
+            })
         }
 
         fn ballot_from_row(r: &DbRow) -> StoreResult<Ballot> {
@@ -550,6 +580,127 @@ macro_rules! sql_store {
                 let t = tally(&mut tx, campaign_id).await?;
                 tx.commit().await?;
                 Ok(t)
+            }
+
+            async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                // As every change of the campaign: ballot batches wait (they share-lock it), so
+                // no ballot changes status between the read and the update below.
+                lock_campaign(&mut tx, d.campaign_id).await?;
+                let mut sql: QueryBuilder<$db> =
+                    QueryBuilder::new("SELECT id, seq, candidate_ids, status FROM ballots WHERE campaign_id = ");
+                sql.push_bind(d.campaign_id).push(" AND status IN (");
+                let mut list = sql.separated(", ");
+                for status in d.action.from_statuses() {
+                    list.push_bind(*status);
+                }
+                sql.push(")");
+                match &d.select {
+                    Selection::Seqs(seqs) => {
+                        sql.push(" AND seq IN (");
+                        let mut list = sql.separated(", ");
+                        for seq in seqs.iter().take(10_000) {
+                            list.push_bind(*seq);
+                        }
+                        // An empty list never matches.
+                        list.push_unseparated(if seqs.is_empty() { "NULL)" } else { ")" });
+                    }
+                    Selection::Cluster { by, key, from, to } => {
+                        let (column, value) = cluster_column(*by, key)?;
+                        sql.push(format_args!(" AND {column} = ")).push_bind(value);
+                        sql.push(" AND cast_at >= ").push_bind(*from).push(" AND cast_at < ").push_bind(*to);
+                    }
+                }
+                sql.push(" ORDER BY seq");
+                let rows = sql.build().fetch_all(&mut *tx).await?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let mut ids = Vec::with_capacity(rows.len());
+                let mut seqs = Vec::with_capacity(rows.len());
+                let mut votes = std::collections::BTreeMap::<i64, i64>::new();
+                for r in &rows {
+                    ids.push(r.try_get::<i64, _>("id")?);
+                    seqs.push(r.try_get::<i64, _>("seq")?);
+                    let change = d.action.count_change(&r.try_get::<String, _>("status")?);
+                    let candidates: Vec<String> = decode_json("candidate_ids", r.try_get("candidate_ids")?)?;
+                    if change != 0 {
+                        for c in candidates {
+                            let c: i64 = c.parse().map_err(|_| StoreError::Corrupt("candidate id".into()))?;
+                            *votes.entry(c).or_default() += change;
+                        }
+                    }
+                }
+                for chunk in ids.chunks(5000) {
+                    let mut update: QueryBuilder<$db> = QueryBuilder::new("UPDATE ballots SET status = ");
+                    update.push_bind(d.action.to_status()).push(" WHERE id IN (");
+                    let mut list = update.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    update.push(")");
+                    update.build().execute(&mut *tx).await?;
+                }
+                let selection = match &d.select {
+                    Selection::Seqs(_) => json!({"by": "seq"}),
+                    Selection::Cluster { by, key, from, to } => json!({
+                        "by": by.as_str(),
+                        "key": key,
+                        "from": from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "to": to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    }),
+                };
+                let moved: serde_json::Map<String, serde_json::Value> =
+                    votes.iter().map(|(c, n)| (c.to_string(), json!(n))).collect();
+                let body = record::body(
+                    kinds::REVIEW_DECIDED,
+                    actor,
+                    d.at,
+                    d.campaign_id,
+                    json!({"decision": {
+                        "action": d.action.as_str(),
+                        "reason": d.reason,
+                        "selection": selection,
+                        "ballots": seqs,
+                        "votes": moved,
+                    }}),
+                );
+                let entry = append(&mut tx, d.campaign_id, vec![body]).await?.remove(0);
+                tx.commit().await?;
+                Ok(Some(Decided {
+                    seq: entry.seq,
+                    hash: entry.hash,
+                    action: d.action,
+                    ballots: seqs,
+                    votes,
+                }))
+            }
+
+            async fn review_ballots(
+                &self,
+                campaign_id: i64,
+                suspicious_only: bool,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> StoreResult<Vec<review::ReviewBallot>> {
+                let sql = if suspicious_only {
+                    "SELECT seq, voter_id, cast_at, status, flags, candidate_ids, device_hash, ip_hash, network_hash \
+                     FROM ballots WHERE campaign_id = $1 AND cast_at >= $2 AND cast_at < $3 \
+                     AND (status <> 'counted' OR flags <> '[]') ORDER BY seq"
+                } else {
+                    "SELECT seq, voter_id, cast_at, status, flags, candidate_ids, device_hash, ip_hash, network_hash \
+                     FROM ballots WHERE campaign_id = $1 AND cast_at >= $2 AND cast_at < $3 ORDER BY seq"
+                };
+                let rows = sqlx::query(sql).bind(campaign_id).bind(from).bind(to).fetch_all(&self.pool).await?;
+                rows.iter().map(review_ballot_from_row).collect()
+            }
+
+            async fn ballot_statuses(&self, campaign_id: i64) -> StoreResult<std::collections::BTreeMap<i64, String>> {
+                let rows = sqlx::query("SELECT seq, status FROM ballots WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("status")?))).collect()
             }
 
             fn kind(&self) -> DatabaseKind {

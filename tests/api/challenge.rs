@@ -118,3 +118,53 @@ async fn a_campaign_without_a_challenge_asks_for_nothing() {
         .await
         .assert_error(401, "unauthenticated");
 }
+
+on_both_backends!(a_flagged_ballot_needs_a_harder_proof);
+
+async fn a_flagged_ballot_needs_a_harder_proof(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let mut r: Value = rules(20, 20, 1, "live");
+    r["challenge_bits"] = json!(6);
+    r["risk"] = json!({"voters_per_device": 1, "raise_bits": 4});
+    let (id, c, _) = voting_campaign(&app, r, 1).await;
+    let on_device = |token: String, proof: Option<(String, String)>| {
+        let mut body = json!({"candidate_ids": [c[0]]});
+        if let Some((challenge, nonce)) = proof {
+            body["challenge"] = json!(challenge);
+            body["nonce"] = json!(nonce);
+        }
+        let req = app
+            .client
+            .post(app.url(&format!("/api/v1/campaigns/{id}/ballots")))
+            .bearer_auth(token)
+            .header("X-Device-Id", "shared-phone")
+            .json(&body);
+        async move { Reply::from(req.send().await.unwrap()).await }
+    };
+    let solved = |reply: &Reply| {
+        let text = reply.body["error"]["challenge"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bits = reply.body["error"]["bits"].as_u64().unwrap() as u8;
+        let nonce = pow::solve(&text, bits);
+        (text, nonce)
+    };
+    // The first voter on the phone: the campaign's 6 bits do (a new account alone is no
+    // reason to ask more).
+    let first = app.dev_citizen("oPhoneOwner").await;
+    let asked = on_device(first.clone(), None).await;
+    assert_eq!(asked.body["error"]["bits"], 6);
+    let ok = on_device(first, Some(solved(&asked))).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    // A second voter on the same phone is flagged: 6 bits are no longer enough.
+    let second = app.dev_citizen("oPhoneBorrower").await;
+    let asked = on_device(second.clone(), None).await;
+    let easy = solved(&asked);
+    let raised = on_device(second.clone(), Some(easy)).await;
+    raised.assert_error(428, "challenge_required");
+    assert_eq!(raised.body["error"]["bits"], 10);
+    let ok = on_device(second, Some(solved(&raised))).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    assert_eq!(ok.body["status"], "counted");
+}

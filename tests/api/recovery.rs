@@ -219,6 +219,8 @@ async fn a_starting_instance_counts_ballots_a_crashed_one_never_counted() {
             status: "counted",
             flags: Vec::new(),
             device_hash: None,
+            ip_hash: None,
+            network_hash: None,
         })
         .collect();
     let recorded = a.services.store.record_ballots(&lost).await.unwrap();
