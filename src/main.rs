@@ -174,9 +174,22 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 report.rate(),
                 report.head_hash
             );
+            if report.problem.is_none() && !report.votes.is_empty() {
+                let counts: Vec<String> = report
+                    .votes
+                    .iter()
+                    .map(|(c, n)| format!("{c}={n}"))
+                    .collect();
+                println!(
+                    "counted votes by candidate, from the entries: {}",
+                    counts.join(" ")
+                );
+            }
             match &report.problem {
                 None if report.state_compared => {
-                    println!("OK: the chain holds and the database matches the state it records")
+                    println!(
+                        "OK: the chain holds, and the database matches the state it records and the votes it counts"
+                    )
                 }
                 None => println!("OK: the chain holds"),
                 Some(b) => {

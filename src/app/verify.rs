@@ -1,6 +1,7 @@
 //! `minyi verify`: re-reads a campaign's chain (from the database, or from an exported JSON
 //! Lines file with no database at all), checks every link, replays the state the entries
-//! record and, from the database, compares it with the tables. It names the first bad seq.
+//! record and recounts the votes from the ballot entries and the review decisions; from the
+//! database, it compares both with the tables. It names the first bad seq.
 //!
 //! Bodies are checked as the text that was stored or exported (see `ChainChecker::check`)
 //! and read only for their kind and recorded state, so a million entries take seconds.
@@ -12,8 +13,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use std::collections::BTreeMap;
+
 use crate::domain::audit::{ChainBreak, ChainChecker, EntryRef, to_hex};
 use crate::domain::record::{BodyHead, Snapshot};
+use crate::domain::review::ChainTally;
 use crate::store::{Store, StoreError};
 
 const PAGE: u32 = 10_000;
@@ -27,6 +31,8 @@ pub struct Report {
     pub problem: Option<ChainBreak>,
     /// Whether the database's tables were compared with the replayed state.
     pub state_compared: bool,
+    /// Counted votes per candidate, recounted from the entries alone.
+    pub votes: BTreeMap<i64, i64>,
 }
 
 impl Report {
@@ -44,6 +50,7 @@ impl Report {
 struct Verifier {
     checker: ChainChecker,
     replay: Snapshot,
+    tally: ChainTally,
     problem: Option<ChainBreak>,
 }
 
@@ -72,11 +79,37 @@ impl Verifier {
             self.problem = Some(b);
             return false;
         }
-        if let Err(reason) = self.replay.apply_head(seq, &head) {
+        if let Err(reason) = self
+            .replay
+            .apply_head(seq, &head)
+            .and_then(|()| self.count(seq, &head))
+        {
             self.problem = Some(ChainBreak { seq, reason });
             return false;
         }
         true
+    }
+
+    /// Feeds ballots and decisions to the tally.
+    fn count(&mut self, seq: i64, head: &BodyHead<'_>) -> Result<(), String> {
+        if head.kind == "ballot" {
+            let status = head.status.as_deref().ok_or("a ballot without a status")?;
+            let ids = head
+                .candidate_ids
+                .as_deref()
+                .ok_or("a ballot without candidates")?
+                .iter()
+                .map(|id| {
+                    id.parse::<i64>()
+                        .map_err(|_| format!("candidate id {id:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.tally.ballot(seq, status, ids)?;
+        }
+        if let Some(d) = &head.decision {
+            self.tally.decision(d.action, &d.ballots)?;
+        }
+        Ok(())
     }
 }
 
@@ -112,6 +145,10 @@ pub async fn from_store(store: &dyn Store, campaign_id: i64) -> Result<Report, S
             state_compared = true;
             if let Some((seq, reason)) = v.replay.first_difference(&db) {
                 v.problem = Some(ChainBreak { seq, reason });
+            } else {
+                let statuses = store.ballot_statuses(campaign_id).await?;
+                let ledger = store.ledger_votes(campaign_id).await?;
+                v.problem = tally_difference(&v.tally, &statuses, &ledger.votes);
             }
         }
     }
@@ -121,7 +158,61 @@ pub async fn from_store(store: &dyn Store, campaign_id: i64) -> Result<Report, S
         head_hash: to_hex(&v.checker.head()),
         problem: v.problem,
         state_compared,
+        votes: v.tally.votes(),
     })
+}
+
+/// The first way the ledger disagrees with the chain's recount: a ballot whose status was
+/// changed behind the chain's back (named by its seq), a ballot missing from either side, or
+/// a count that differs.
+fn tally_difference(
+    chain: &ChainTally,
+    ledger_statuses: &BTreeMap<i64, String>,
+    ledger_votes: &std::collections::HashMap<i64, i64>,
+) -> Option<ChainBreak> {
+    let recorded = chain.statuses();
+    for (seq, status) in &recorded {
+        match ledger_statuses.get(seq) {
+            Some(s) if s == status => {}
+            Some(s) => {
+                return Some(ChainBreak {
+                    seq: *seq,
+                    reason: format!(
+                        "ballot {seq} is {s} in the database, but {status} by the chain"
+                    ),
+                });
+            }
+            None => {
+                return Some(ChainBreak {
+                    seq: *seq,
+                    reason: format!("ballot {seq} is missing from the database"),
+                });
+            }
+        }
+    }
+    if let Some(seq) = ledger_statuses.keys().find(|s| !recorded.contains_key(s)) {
+        return Some(ChainBreak {
+            seq: 0,
+            reason: format!("ballot {seq} is in the database but has no entry in the chain"),
+        });
+    }
+    let votes = chain.votes();
+    let mut candidates: Vec<&i64> = votes.keys().chain(ledger_votes.keys()).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    for c in candidates {
+        let (a, b) = (
+            votes.get(c).copied().unwrap_or(0),
+            ledger_votes.get(c).copied().unwrap_or(0),
+        );
+        if a != b {
+            return Some(ChainBreak {
+                seq: 0,
+                reason: format!("candidate {c}: the chain counts {a} votes, the database {b}"),
+            });
+        }
+    }
+    None
 }
 
 /// One line of an export, borrowed from the line's text.
@@ -179,5 +270,6 @@ pub fn from_reader(mut reader: impl BufRead) -> std::io::Result<Report> {
         head_hash: to_hex(&v.checker.head()),
         problem: v.problem,
         state_compared: false,
+        votes: v.tally.votes(),
     })
 }

@@ -200,6 +200,20 @@ pub struct BodyHead<'a> {
     pub target: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     pub block: Option<&'a serde_json::value::RawValue>,
+    /// A ballot's status and candidates.
+    #[serde(borrow)]
+    pub status: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub candidate_ids: Option<Vec<std::borrow::Cow<'a, str>>>,
+    /// A review decision.
+    pub decision: Option<DecisionHead>,
+}
+
+/// What a verifier reads of a review decision: what it did, to which ballots.
+#[derive(Debug, Deserialize)]
+pub struct DecisionHead {
+    pub action: super::review::Action,
+    pub ballots: Vec<i64>,
 }
 
 impl Snapshot {

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod limit;
 pub mod observe;
+pub mod review;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -130,6 +131,8 @@ where
         .service(blocks::list_blocks)
         .service(blocks::block)
         .service(blocks::lift)
+        .service(review::clusters)
+        .service(review::decide)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);

@@ -641,7 +641,8 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the selected ballots' statuses and records the decision in the chain, in one
     /// transaction; `None` when no selected ballot could be moved (nothing is recorded).
     async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>>;
-    /// The ballots cast in `[from, to)`; with `suspicious_only`, those flagged or not counted.
+    /// The ballots cast in `[from, to)`; with `suspicious_only`, those not counted or flagged
+    /// by more than `new_account`.
     async fn review_ballots(
         &self,
         campaign_id: i64,

@@ -683,10 +683,13 @@ macro_rules! sql_store {
                 from: DateTime<Utc>,
                 to: DateTime<Utc>,
             ) -> StoreResult<Vec<review::ReviewBallot>> {
+                // Suspicious: held, invalidated, or flagged by more than a young account (common
+                // among honest citizens). Flags are stored in a fixed order, so the text of
+                // "only new_account" is always the same.
                 let sql = if suspicious_only {
                     "SELECT seq, voter_id, cast_at, status, flags, candidate_ids, device_hash, ip_hash, network_hash \
                      FROM ballots WHERE campaign_id = $1 AND cast_at >= $2 AND cast_at < $3 \
-                     AND (status <> 'counted' OR flags <> '[]') ORDER BY seq"
+                     AND (status <> 'counted' OR flags NOT IN ('[]', '[\"new_account\"]')) ORDER BY seq"
                 } else {
                     "SELECT seq, voter_id, cast_at, status, flags, candidate_ids, device_hash, ip_hash, network_hash \
                      FROM ballots WHERE campaign_id = $1 AND cast_at >= $2 AND cast_at < $3 ORDER BY seq"

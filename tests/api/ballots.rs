@@ -140,6 +140,9 @@ pub async fn assert_counts_match_ledger(
         .await
         .unwrap();
     assert!(report.ok(), "{:?}", report.problem);
+    let recounted: std::collections::HashMap<i64, i64> =
+        report.votes.into_iter().filter(|(_, v)| *v != 0).collect();
+    assert_eq!(recounted, ledger, "the chain's recount equals the ledger");
     ledger
 }
 

@@ -191,6 +191,14 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/admin/campaigns/{campaign_id}/blocks", "get"),
         ("/api/v1/admin/campaigns/{campaign_id}/blocks", "post"),
         ("/api/v1/admin/campaigns/{campaign_id}/blocks/lift", "post"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/review/clusters",
+            "get",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/review/decisions",
+            "post",
+        ),
     ];
     for (path, method) in expected {
         assert!(

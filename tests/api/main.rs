@@ -16,5 +16,6 @@ mod health;
 mod limits;
 mod process;
 mod recovery;
+mod review;
 mod risk;
 mod staff_auth;

@@ -13,7 +13,7 @@ on_both_backends!(
 );
 
 /// Five voters casting one ballot each from one device; the replies in order.
-async fn five_voters_on_one_device(app: &TestApp, id: &str, candidate: &str) -> Vec<Reply> {
+pub async fn five_voters_on_one_device(app: &TestApp, id: &str, candidate: &str) -> Vec<Reply> {
     let mut replies = Vec::new();
     for i in 0..5 {
         let voter = app.dev_citizen(&format!("oPhoneFarm{i}")).await;
