@@ -11,5 +11,6 @@ pub mod rate;
 pub mod record;
 pub mod review;
 pub mod risk;
+pub mod score;
 pub mod staff;
 pub mod token;
