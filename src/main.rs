@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use minyi::app::staff_auth::{self, CreateUserError};
 use minyi::app::{recount, verify};
 use minyi::config::Settings;
+use minyi::domain::rating::RaterGroup;
 use minyi::domain::staff::Role;
 use minyi::startup::{self, Application};
 use minyi::{demo, telemetry};
@@ -67,9 +68,14 @@ enum AdminCommand {
         /// admin, organizer, unit_handler, expert or auditor.
         #[arg(long)]
         role: String,
-        /// The unit (单位) a unit_handler nominates for; required for that role.
+        /// The unit (单位) a unit_handler nominates for and answers opinions for (the code
+        /// of the unit's target in evaluations); required for that role.
         #[arg(long)]
         unit: Option<String>,
+        /// Makes the account a rater in evaluations: party_member (党员互评), leader (领导点评)
+        /// or supervisor (行风监督员). Give such accounts the read-only role auditor.
+        #[arg(long)]
+        rater_group: Option<String>,
     },
 }
 
@@ -225,6 +231,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                     username,
                     role,
                     unit,
+                    rater_group,
                 },
         } => {
             telemetry::init(&settings);
@@ -233,6 +240,17 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                     "unknown role `{role}`: use admin, organizer, unit_handler, expert or auditor"
                 )
             })?;
+            let group = rater_group
+                .map(|g| {
+                    RaterGroup::parse(&g)
+                        .filter(|g| g.is_staff())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "unknown rater group `{g}`: use party_member, leader or supervisor"
+                            )
+                        })
+                })
+                .transpose()?;
             let password = read_password()?;
             let services = startup::services(settings).await?;
             let id = staff_auth::create_user(
@@ -243,6 +261,9 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 unit.as_deref(),
             )
             .await?;
+            if let Some(g) = group {
+                services.store.set_rater_group(id, Some(g)).await?;
+            }
             println!("created staff account {username} (id {id}, role {role})");
         }
     }

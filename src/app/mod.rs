@@ -6,6 +6,7 @@ pub mod campaign_cache;
 pub mod citizen_auth;
 pub mod imports;
 pub mod limits;
+pub mod rating;
 pub mod recount;
 pub mod review;
 pub mod staff_auth;

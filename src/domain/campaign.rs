@@ -121,6 +121,9 @@ pub struct Rules {
     /// Thresholds of the risk signals (see `domain::risk`).
     #[serde(default)]
     pub risk: RiskThresholds,
+    /// How an evaluation rates (see `domain::rating`); unused by selections.
+    #[serde(default)]
+    pub evaluation: super::rating::EvaluationRules,
 }
 
 /// The thresholds of the risk signals (see `domain::risk`), and what the campaign does with
@@ -228,6 +231,7 @@ impl Default for Rules {
             fraud_policy: FraudPolicy::Record,
             challenge_bits: 0,
             risk: RiskThresholds::default(),
+            evaluation: Default::default(),
         }
     }
 }
@@ -455,6 +459,48 @@ fn validate_rules(r: &Rules) -> Result<(), FieldError> {
         return Err(field_error(
             "rules.risk.raise_bits",
             "工作量证明难度不能超过24",
+        ));
+    }
+    check_evaluation(&r.evaluation)?;
+    Ok(())
+}
+
+fn check_evaluation(e: &super::rating::EvaluationRules) -> Result<(), FieldError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, g) in e.groups.iter().enumerate() {
+        if !seen.insert(g.group) {
+            return Err(field_error(
+                format!("rules.evaluation.groups[{i}].group"),
+                "评议群体不能重复",
+            ));
+        }
+        if g.weight > 1000 {
+            return Err(field_error(
+                format!("rules.evaluation.groups[{i}].weight"),
+                "权重须在0到1000之间",
+            ));
+        }
+    }
+    if e.groups.iter().all(|g| g.weight == 0) {
+        return Err(field_error(
+            "rules.evaluation.groups",
+            "至少一个评议群体的权重须大于0",
+        ));
+    }
+    let p = &e.level_points;
+    if p.satisfied > 100
+        || p.basically_satisfied > p.satisfied
+        || p.unsatisfied > p.basically_satisfied
+    {
+        return Err(field_error(
+            "rules.evaluation.level_points",
+            "各等级分值须在0到100之间，且满意 ≥ 基本满意 ≥ 不满意",
+        ));
+    }
+    if e.annual.total() != 100 {
+        return Err(field_error(
+            "rules.evaluation.annual",
+            "年度考评各项分值之和须为100",
         ));
     }
     Ok(())

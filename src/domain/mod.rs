@@ -8,6 +8,7 @@ pub mod import;
 pub mod keyed;
 pub mod pow;
 pub mod rate;
+pub mod rating;
 pub mod record;
 pub mod review;
 pub mod risk;

@@ -146,6 +146,7 @@ pub mod kinds {
     pub const TARGET_CREATED: &str = "target.created";
     pub const BLOCK_CHANGED: &str = "block.changed";
     pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const OPINION_ANSWERED: &str = "opinion.answered";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields

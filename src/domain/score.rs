@@ -53,12 +53,20 @@ impl Default for LevelPoints {
     }
 }
 
+/// A rate as shown: 4 places, always written out (`0.8000`).
 pub fn round_rate(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
+    rounded(d, 4)
 }
 
+/// A score or points as shown: 2 places, always written out (`72.00`).
 pub fn round_score(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    rounded(d, 2)
+}
+
+fn rounded(d: Decimal, places: u32) -> Decimal {
+    let mut r = d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(places);
+    r
 }
 
 impl LevelCounts {
@@ -340,6 +348,7 @@ mod tests {
         // 基本满意: 1661 / 2000 = 0.8305.
         let c = counts(1200, 461, 339);
         assert_eq!(round_rate(c.satisfaction_rate().unwrap()), d("0.8305"));
+        assert_eq!(round_rate(d("0.8")).to_string(), "0.8000");
         // (1200 × 100 + 461 × 60 + 339 × 0) / 2000 = 147660 / 2000 = 73.83.
         assert_eq!(c.score(&LevelPoints::default()), Some(d("73.83")));
         // 2 of 3: 0.666… rounds half away from zero to 0.6667; the score 66.666… to 66.67.

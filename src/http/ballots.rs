@@ -70,21 +70,7 @@ pub async fn cast(
     body: web::Json<BallotBody>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let key = match req.headers().get("idempotency-key") {
-        Some(v) => {
-            let k = v.to_str().map_err(|_| {
-                ApiError::invalid("Idempotency-Key", "Idempotency-Key 须为可见字符")
-            })?;
-            if k.is_empty() || k.len() > 255 {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "Idempotency-Key 长度须为1到255",
-                ));
-            }
-            Some(k.to_string())
-        }
-        None => None,
-    };
+    let key = super::extract::idempotency_key(&req)?;
     let device = match req.headers().get("x-device-id") {
         Some(v) => Some(
             v.to_str()
@@ -165,7 +151,7 @@ pub struct ReceiptView {
     pub status: String,
 }
 
-/// Anyone holding a receipt can check that it is in the record.
+/// Anyone holding a receipt (of a ballot or a rating) can check that it is in the record.
 #[utoipa::path(tag = "audit", params(("receipt" = String, Path)), responses((status = 200, body = ReceiptView), (status = 404)))]
 #[get("/receipts/{receipt}")]
 pub async fn receipt(
@@ -175,18 +161,28 @@ pub async fn receipt(
     if path.len() != 64 {
         return Err(ApiError::NotFound);
     }
-    let b = services
+    if let Some(b) = services.store.ballot_by_receipt(&path).await? {
+        return Ok(HttpResponse::Ok().json(ReceiptView {
+            receipt: b.receipt,
+            campaign_id: b.campaign_id.to_string(),
+            kind: "ballot".into(),
+            seq: b.seq,
+            cast_at: b.cast_at,
+            status: b.status,
+        }));
+    }
+    let r = services
         .store
-        .ballot_by_receipt(&path)
+        .rating_by_receipt(&path)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(ReceiptView {
-        receipt: b.receipt,
-        campaign_id: b.campaign_id.to_string(),
-        kind: "ballot".into(),
-        seq: b.seq,
-        cast_at: b.cast_at,
-        status: b.status,
+        receipt: r.receipt,
+        campaign_id: r.campaign_id.to_string(),
+        kind: "rating".into(),
+        seq: r.seq,
+        cast_at: r.rated_at,
+        status: r.status,
     }))
 }
 

@@ -120,3 +120,20 @@ impl FromRequest for Staff {
         })
     }
 }
+
+/// The request's `Idempotency-Key`, checked: 1 to 255 visible characters.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let k = v
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "Idempotency-Key 须为可见字符"))?;
+    if k.is_empty() || k.len() > 255 {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "Idempotency-Key 长度须为1到255",
+        ));
+    }
+    Ok(Some(k.to_string()))
+}

@@ -22,7 +22,10 @@ fn class_of(method: &actix_web::http::Method, route: &str) -> Option<Class> {
         (&Method::POST, "/api/v1/auth/wechat" | "/api/v1/auth/dev" | "/api/v1/admin/login") => {
             Some(Class::Login)
         }
-        (&Method::POST, "/api/v1/campaigns/{campaign_id}/ballots") => Some(Class::Ballot),
+        (
+            &Method::POST,
+            "/api/v1/campaigns/{campaign_id}/ballots" | "/api/v1/campaigns/{campaign_id}/ratings",
+        ) => Some(Class::Ballot),
         (&Method::GET, r) if r.starts_with("/api/v1/") && !r.starts_with("/api/v1/admin/") => {
             Some(Class::Read)
         }

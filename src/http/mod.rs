@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod limit;
 pub mod observe;
+pub mod ratings;
 pub mod review;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -133,6 +134,11 @@ where
         .service(blocks::lift)
         .service(review::clusters)
         .service(review::decide)
+        .service(ratings::rate_as_citizen)
+        .service(ratings::rate_as_staff)
+        .service(ratings::scores)
+        .service(ratings::opinions)
+        .service(ratings::answer)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);

@@ -19,6 +19,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::domain::audit::Entry;
 use crate::domain::campaign::{FieldError, Kind, PhaseWindow, Rules};
 use crate::domain::keyed::VoterId;
+use crate::domain::rating::{Level, RaterGroup};
 use crate::domain::record::{
     Actor, CampaignState, CandidateState, CategoryState, Snapshot, TargetState,
 };
@@ -54,6 +55,8 @@ pub enum StoreError {
     /// The ledger refused one ballot of a batch (checked again under the chain's lock).
     #[error("ballot refused: {0:?}")]
     Refused(BallotRefusal),
+    #[error("rating refused: {0:?}")]
+    RatingRefused(RatingRefusal),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,19 @@ pub enum BallotRefusal {
     NotApproved,
     /// The voter is blocked in the campaign.
     VoterBlocked,
+}
+
+/// Why the ledger refused a rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatingRefusal {
+    /// The campaign was not an evaluation in its voting phase at the rating's time.
+    VotingClosed,
+    /// No such target in the campaign.
+    UnknownTarget,
+    /// The voter already rated this target in this period.
+    AlreadyRated,
+    /// The voter used the day's ratings.
+    DailyExhausted,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -88,6 +104,8 @@ pub struct StaffSession {
     pub role: Role,
     /// The unit a `unit_handler` nominates for.
     pub unit: Option<String>,
+    /// The rater group of a rater account (party member, leader, supervisor).
+    pub rater_group: Option<RaterGroup>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -249,6 +267,120 @@ impl NewBallot {
     pub fn flags_text(&self) -> String {
         serde_json::to_string(&self.flags).unwrap_or_else(|_| "[]".into())
     }
+}
+
+/// A rating to record.
+#[derive(Debug, Clone)]
+pub struct NewRating {
+    pub campaign_id: i64,
+    pub target_id: i64,
+    /// A citizen's voter id, or `staff:<id>` for staff raters.
+    pub voter_id: String,
+    pub group: RaterGroup,
+    pub level: Level,
+    pub comment: String,
+    pub period: String,
+    pub quota_day: chrono::NaiveDate,
+    /// Ratings a voter may give per quota day.
+    pub per_day: u32,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub rated_at: DateTime<Utc>,
+}
+
+impl NewRating {
+    /// The rating's audit entry body. The comment itself stays in the ledger (it may name
+    /// people); the chain carries its SHA-256, so a published comment can be checked.
+    pub fn entry_body(&self) -> serde_json::Value {
+        use sha2::Digest;
+        serde_json::json!({
+            "kind": "rating",
+            "at": self.rated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "campaign_id": self.campaign_id.to_string(),
+            "voter_id": self.voter_id,
+            "target_id": self.target_id.to_string(),
+            "group": self.group.as_str(),
+            "channel": self.group.channel(),
+            "level": self.level.as_str(),
+            "period": self.period,
+            "comment_sha256": (!self.comment.is_empty())
+                .then(|| hex::encode(sha2::Sha256::digest(self.comment.as_bytes()))),
+            "status": "counted",
+        })
+    }
+}
+
+/// A recorded rating and its place in the chain.
+#[derive(Debug, Clone)]
+pub struct Rating {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub target_id: i64,
+    pub voter_id: String,
+    pub group: String,
+    pub level: String,
+    pub period: String,
+    pub request_hash: String,
+    pub seq: i64,
+    pub receipt: String,
+    pub status: String,
+    pub rated_at: DateTime<Utc>,
+    /// The opinion an unsatisfied rating with a comment became.
+    pub opinion_id: Option<i64>,
+}
+
+/// Ratings of one target by one group at one level (counted ratings only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingCount {
+    pub target_id: i64,
+    pub group: String,
+    pub level: String,
+    pub n: u64,
+}
+
+/// An opinion for a unit to answer.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Opinion {
+    #[serde(serialize_with = "crate::http::id_as_string")]
+    #[schema(value_type = String)]
+    pub id: i64,
+    #[serde(serialize_with = "crate::http::id_as_string")]
+    #[schema(value_type = String)]
+    pub campaign_id: i64,
+    #[serde(serialize_with = "crate::http::id_as_string")]
+    #[schema(value_type = String)]
+    pub target_id: i64,
+    pub unit_code: String,
+    pub comment: String,
+    /// `open`, `answered` or `closed`.
+    pub status: String,
+    /// Whether the unit found the opinion to be true; null until answered.
+    pub verified: Option<bool>,
+    /// What the unit did.
+    pub action: String,
+    pub created_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A unit's answer to an opinion.
+#[derive(Debug, Clone)]
+pub struct OpinionAnswer {
+    pub verified: bool,
+    pub action: String,
+    pub close: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Which opinions to list.
+#[derive(Debug, Clone, Default)]
+pub struct OpinionQuery {
+    pub campaign_id: Option<i64>,
+    /// Only this unit's (a unit handler sees no other).
+    pub unit_code: Option<String>,
+    pub status: Option<String>,
+    pub after_id: Option<i64>,
+    pub limit: u32,
 }
 
 /// A review decision to make (see `domain::review`).
@@ -519,6 +651,8 @@ pub trait Store: Send + Sync + 'static {
     /// caller's to check).
     async fn find_session(&self, digest: &str) -> StoreResult<Option<StaffSession>>;
     async fn revoke_session(&self, digest: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Makes an account a rater of a group (party member, leader, supervisor), or not.
+    async fn set_rater_group(&self, staff_id: i64, group: Option<RaterGroup>) -> StoreResult<()>;
 
     // Citizens.
     /// Records a login; returns when the voter was first seen.
@@ -636,6 +770,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<crate::counters::Rebuild>;
     /// Counted votes per candidate, from the ledger, with the chain head they go with.
     async fn ledger_votes(&self, campaign_id: i64) -> StoreResult<crate::counters::Tally>;
+
+    // Ratings.
+    /// Records a rating with its entry (and its opinion, for an unsatisfied one with a
+    /// comment), checking the window, the target, the period and the day's limit exactly.
+    async fn record_rating(&self, r: &NewRating) -> StoreResult<Rating>;
+    async fn rating_by_key(
+        &self,
+        campaign_id: i64,
+        voter_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Rating>>;
+    async fn rating_by_receipt(&self, receipt: &str) -> StoreResult<Option<Rating>>;
+    /// Counted ratings per target, group and level in a period (all periods: `None`).
+    async fn rating_counts(
+        &self,
+        campaign_id: i64,
+        period: Option<&str>,
+    ) -> StoreResult<Vec<RatingCount>>;
+    async fn list_opinions(&self, q: &OpinionQuery) -> StoreResult<Vec<Opinion>>;
+    async fn get_opinion(&self, id: i64) -> StoreResult<Opinion>;
+    /// Records a unit's answer, with its entry in the campaign's chain. A closed opinion
+    /// takes no more answers (`BadTransition`).
+    async fn answer_opinion(
+        &self,
+        actor: &Actor,
+        id: i64,
+        a: &OpinionAnswer,
+    ) -> StoreResult<Opinion>;
 
     // The review.
     /// Moves the selected ballots' statuses and records the decision in the chain, in one

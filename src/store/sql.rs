@@ -27,6 +27,19 @@ macro_rules! ballot_columns {
     };
 }
 
+macro_rules! rating_columns {
+    () => {
+        "r.id, r.campaign_id, r.target_id, r.voter_id, r.rater_group, r.level, r.period, r.request_hash, r.seq, \
+         r.receipt, r.status, r.rated_at, o.id AS opinion_id"
+    };
+}
+
+macro_rules! opinion_columns {
+    () => {
+        "id, campaign_id, target_id, unit_code, comment, status, verified, action, created_at, answered_at, closed_at"
+    };
+}
+
 macro_rules! sql_store {
     (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, ballot_writer: $writer:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
@@ -319,6 +332,61 @@ macro_rules! sql_store {
             rows.iter().map(|r| Ok((r.try_get("voter_id")?, r.try_get("idempotency_key")?))).collect()
         }
 
+        fn rating_from_row(r: &DbRow) -> StoreResult<Rating> {
+            Ok(Rating {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                target_id: r.try_get("target_id")?,
+                voter_id: r.try_get("voter_id")?,
+                group: r.try_get("rater_group")?,
+                level: r.try_get("level")?,
+                period: r.try_get("period")?,
+                request_hash: r.try_get("request_hash")?,
+                seq: r.try_get("seq")?,
+                receipt: r.try_get("receipt")?,
+                status: r.try_get("status")?,
+                rated_at: r.try_get("rated_at")?,
+                opinion_id: r.try_get("opinion_id")?,
+            })
+        }
+
+        fn opinion_from_row(r: &DbRow) -> StoreResult<Opinion> {
+            Ok(Opinion {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                target_id: r.try_get("target_id")?,
+                unit_code: r.try_get("unit_code")?,
+                comment: r.try_get("comment")?,
+                status: r.try_get("status")?,
+                verified: r.try_get("verified")?,
+                action: r.try_get("action")?,
+                created_at: r.try_get("created_at")?,
+                answered_at: r.try_get("answered_at")?,
+                closed_at: r.try_get("closed_at")?,
+            })
+        }
+
+        /// The code of the top of a target's tree: the unit that answers for it.
+        async fn unit_of(conn: &mut DbConn, campaign_id: i64, target_id: i64) -> StoreResult<Option<String>> {
+            let mut id = target_id;
+            // Trees are a few levels deep; the bound only guards against a cycle.
+            for _ in 0..32 {
+                let Some(row) = sqlx::query("SELECT code, parent_id FROM targets WHERE campaign_id = $1 AND id = $2")
+                    .bind(campaign_id)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                match row.try_get::<Option<i64>, _>("parent_id")? {
+                    Some(parent) => id = parent,
+                    None => return Ok(Some(row.try_get("code")?)),
+                }
+            }
+            Err(StoreError::Corrupt("target tree too deep".into()))
+        }
+
         /// The column a cluster's key is matched against, and the key as stored there.
         fn cluster_column(by: review::ClusterBy, key: &str) -> StoreResult<(&'static str, String)> {
             Ok(match by {
@@ -582,6 +650,240 @@ macro_rules! sql_store {
                 Ok(t)
             }
 
+            async fn record_rating(&self, r: &NewRating) -> StoreResult<Rating> {
+                let refuse = |why| Err(StoreError::RatingRefused(why));
+                let mut tx = self.pool.begin_with($begin).await?;
+                // Shared with other writers of the campaign, exclusive of its changes (as
+                // for ballots): the window read here holds until the commit.
+                let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $share))
+                    .bind(r.campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let campaign = campaign_from_row(&row)?;
+                let open = campaign.kind == campaign::Kind::Evaluation
+                    && campaign::current_phase(campaign.is_draft, &campaign.phases, r.rated_at)
+                        == campaign::CurrentPhase::Voting;
+                if !open {
+                    return refuse(RatingRefusal::VotingClosed);
+                }
+                let Some(unit_code) = unit_of(&mut tx, r.campaign_id, r.target_id).await? else {
+                    return refuse(RatingRefusal::UnknownTarget);
+                };
+                let rated: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM ratings WHERE campaign_id = $1 AND voter_id = $2 AND target_id = $3 AND period = $4",
+                )
+                .bind(r.campaign_id)
+                .bind(&r.voter_id)
+                .bind(r.target_id)
+                .bind(&r.period)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if rated.is_some() {
+                    return refuse(RatingRefusal::AlreadyRated);
+                }
+                // The day's count, taken under the row's lock until the commit.
+                let used: i32 = sqlx::query_scalar(
+                    "INSERT INTO rating_quota (campaign_id, voter_id, quota_day, used) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (campaign_id, voter_id, quota_day) DO UPDATE SET used = rating_quota.used + 1 \
+                     RETURNING used",
+                )
+                .bind(r.campaign_id)
+                .bind(&r.voter_id)
+                .bind(r.quota_day.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                if used as i64 > i64::from(r.per_day) {
+                    return refuse(RatingRefusal::DailyExhausted);
+                }
+                let head = lock_head(&mut tx, r.campaign_id).await?;
+                let linked = chain(head, vec![r.entry_body()])?;
+                insert_entries(&mut tx, r.campaign_id, &linked).await?;
+                let entry = &linked.entries[0];
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO ratings (campaign_id, target_id, voter_id, rater_group, channel, level, comment, period, \
+                     quota_day, idempotency_key, request_hash, seq, receipt, rated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                )
+                .bind(r.campaign_id)
+                .bind(r.target_id)
+                .bind(&r.voter_id)
+                .bind(r.group.as_str())
+                .bind(r.group.channel())
+                .bind(r.level.as_str())
+                .bind(&r.comment)
+                .bind(&r.period)
+                .bind(r.quota_day.to_string())
+                .bind(&r.idempotency_key)
+                .bind(&r.request_hash)
+                .bind(entry.seq)
+                .bind(&entry.hash)
+                .bind(r.rated_at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "rating"))?;
+                let mut opinion_id = None;
+                if r.level == Level::Unsatisfied && !r.comment.is_empty() {
+                    opinion_id = Some(
+                        sqlx::query_scalar(
+                            "INSERT INTO opinions (campaign_id, rating_id, target_id, unit_code, comment, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        )
+                        .bind(r.campaign_id)
+                        .bind(id)
+                        .bind(r.target_id)
+                        .bind(&unit_code)
+                        .bind(&r.comment)
+                        .bind(r.rated_at)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    );
+                }
+                tx.commit().await?;
+                Ok(Rating {
+                    id,
+                    campaign_id: r.campaign_id,
+                    target_id: r.target_id,
+                    voter_id: r.voter_id.clone(),
+                    group: r.group.as_str().into(),
+                    level: r.level.as_str().into(),
+                    period: r.period.clone(),
+                    request_hash: r.request_hash.clone(),
+                    seq: entry.seq,
+                    receipt: entry.hash.clone(),
+                    status: "counted".into(),
+                    rated_at: r.rated_at,
+                    opinion_id,
+                })
+            }
+
+            async fn rating_by_key(&self, campaign_id: i64, voter_id: &str, key: &str) -> StoreResult<Option<Rating>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", rating_columns!(), " FROM ratings r LEFT JOIN opinions o ON o.rating_id = r.id \
+                     WHERE r.campaign_id = $1 AND r.voter_id = $2 AND r.idempotency_key = $3"
+                ))
+                .bind(campaign_id)
+                .bind(voter_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(rating_from_row).transpose()
+            }
+
+            async fn rating_by_receipt(&self, receipt: &str) -> StoreResult<Option<Rating>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", rating_columns!(), " FROM ratings r LEFT JOIN opinions o ON o.rating_id = r.id WHERE r.receipt = $1"
+                ))
+                .bind(receipt)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(rating_from_row).transpose()
+            }
+
+            async fn rating_counts(&self, campaign_id: i64, period: Option<&str>) -> StoreResult<Vec<RatingCount>> {
+                let rows = sqlx::query(
+                    "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
+                     WHERE campaign_id = $1 AND status = 'counted' AND ($2 IS NULL OR period = $2) \
+                     GROUP BY target_id, rater_group, level ORDER BY target_id, rater_group, level",
+                )
+                .bind(campaign_id)
+                .bind(period)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RatingCount {
+                            target_id: r.try_get("target_id")?,
+                            group: r.try_get("rater_group")?,
+                            level: r.try_get("level")?,
+                            n: r.try_get::<i64, _>("n")?.max(0) as u64,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn list_opinions(&self, q: &OpinionQuery) -> StoreResult<Vec<Opinion>> {
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new(concat!("SELECT ", opinion_columns!(), " FROM opinions WHERE 1 = 1"));
+                if let Some(c) = q.campaign_id {
+                    sql.push(" AND campaign_id = ").push_bind(c);
+                }
+                if let Some(u) = &q.unit_code {
+                    sql.push(" AND unit_code = ").push_bind(u.clone());
+                }
+                if let Some(s) = &q.status {
+                    sql.push(" AND status = ").push_bind(s.clone());
+                }
+                if let Some(after) = q.after_id {
+                    sql.push(" AND id > ").push_bind(after);
+                }
+                sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(q.limit));
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                rows.iter().map(opinion_from_row).collect()
+            }
+
+            async fn get_opinion(&self, id: i64) -> StoreResult<Opinion> {
+                let row = sqlx::query(concat!("SELECT ", opinion_columns!(), " FROM opinions WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                opinion_from_row(&row)
+            }
+
+            async fn answer_opinion(&self, actor: &Actor, id: i64, a: &OpinionAnswer) -> StoreResult<Opinion> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let row = sqlx::query(concat!("SELECT ", opinion_columns!(), " FROM opinions WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let before = opinion_from_row(&row)?;
+                if before.status == "closed" {
+                    return Err(StoreError::BadTransition { from: "closed".into(), to: "answered".into() });
+                }
+                let status = if a.close { "closed" } else { "answered" };
+                let staff_id = match actor {
+                    Actor::Staff { id, .. } => Some(*id),
+                    Actor::System(_) => None,
+                };
+                sqlx::query(
+                    "UPDATE opinions SET status = $1, verified = $2, action = $3, answered_by = $4, answered_at = $5, \
+                     closed_at = $6 WHERE id = $7",
+                )
+                .bind(status)
+                .bind(a.verified)
+                .bind(&a.action)
+                .bind(staff_id)
+                .bind(a.at)
+                .bind(a.close.then_some(a.at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let body = record::body(
+                    kinds::OPINION_ANSWERED,
+                    actor,
+                    a.at,
+                    before.campaign_id,
+                    json!({"opinion": {
+                        "id": id.to_string(),
+                        "target_id": before.target_id.to_string(),
+                        "status": status,
+                        "verified": a.verified,
+                        "action": a.action,
+                    }}),
+                );
+                append(&mut tx, before.campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(Opinion {
+                    status: status.into(),
+                    verified: Some(a.verified),
+                    action: a.action.clone(),
+                    answered_at: Some(a.at),
+                    closed_at: a.close.then_some(a.at),
+                    ..before
+                })
+            }
+
             async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 // As every change of the campaign: ballot batches wait (they share-lock it), so
@@ -816,7 +1118,7 @@ macro_rules! sql_store {
 
             async fn find_session(&self, digest: &str) -> StoreResult<Option<StaffSession>> {
                 let row = sqlx::query(
-                    "SELECT s.staff_id, u.username, u.role, u.unit, s.expires_at FROM staff_sessions s \
+                    "SELECT s.staff_id, u.username, u.role, u.unit, u.rater_group, s.expires_at FROM staff_sessions s \
                      JOIN staff_users u ON u.id = s.staff_id \
                      WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND NOT u.disabled",
                 )
@@ -829,10 +1131,26 @@ macro_rules! sql_store {
                         username: r.try_get("username")?,
                         role: decode_role(r.try_get("role")?)?,
                         unit: r.try_get("unit")?,
+                        rater_group: r
+                            .try_get::<Option<String>, _>("rater_group")?
+                            .map(|g| RaterGroup::parse(&g).ok_or_else(|| StoreError::Corrupt(format!("rater group {g}"))))
+                            .transpose()?,
                         expires_at: r.try_get("expires_at")?,
                     })
                 })
                 .transpose()
+            }
+
+            async fn set_rater_group(&self, staff_id: i64, group: Option<RaterGroup>) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE staff_users SET rater_group = $1 WHERE id = $2")
+                    .bind(group.map(RaterGroup::as_str))
+                    .bind(staff_id)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
             }
 
             async fn revoke_session(&self, digest: &str, at: DateTime<Utc>) -> StoreResult<()> {

@@ -199,6 +199,11 @@ async fn the_openapi_document_describes_every_route() {
             "/api/v1/admin/campaigns/{campaign_id}/review/decisions",
             "post",
         ),
+        ("/api/v1/campaigns/{campaign_id}/ratings", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/ratings", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/scores", "get"),
+        ("/api/v1/admin/opinions", "get"),
+        ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -280,13 +280,24 @@ impl TestApp {
 
     /// Creates a staff account directly (as `minyi admin create-user` does) and logs it in.
     pub async fn staff(&self, username: &str, role: Role) -> String {
+        let unit = (role == Role::UnitHandler).then_some("示例市人民医院");
+        self.staff_with(username, role, unit).await.1
+    }
+
+    /// A staff account of a unit (or none), logged in: its id and token.
+    pub async fn staff_with(
+        &self,
+        username: &str,
+        role: Role,
+        unit: Option<&str>,
+    ) -> (i64, String) {
         let password = format!("{username}-password-123");
-        staff_auth::create_user(
+        let id = staff_auth::create_user(
             self.services.store.as_ref(),
             username,
             &password,
             role,
-            (role == Role::UnitHandler).then_some("示例市人民医院"),
+            unit,
         )
         .await
         .expect("create staff user");
@@ -298,7 +309,18 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
-        r.body["token"].as_str().unwrap().to_string()
+        (id, r.body["token"].as_str().unwrap().to_string())
+    }
+
+    /// A rater account of a staff group (read-only `auditor`, as `--rater-group` makes it).
+    pub async fn rater(&self, username: &str, group: minyi::domain::rating::RaterGroup) -> String {
+        let (id, token) = self.staff_with(username, Role::Auditor, None).await;
+        self.services
+            .store
+            .set_rater_group(id, Some(group))
+            .await
+            .expect("make a rater");
+        token
     }
 
     /// Sends a CSV file as an upload.

@@ -15,6 +15,7 @@ mod errors;
 mod health;
 mod limits;
 mod process;
+mod ratings;
 mod recovery;
 mod review;
 mod risk;

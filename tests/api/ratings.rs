@@ -1,0 +1,371 @@
+//! Evaluations: ratings of units and departments by the rater groups, once per target and
+//! period, with the same ledger, chain, receipts and idempotency as ballots; the scores per
+//! target; and the opinions unsatisfied ratings become, answered by their unit.
+
+use minyi::domain::rating::RaterGroup;
+use minyi::domain::staff::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    ratings_count_once_per_target_and_period_and_score_by_group,
+    racing_ratings_of_one_target_record_one,
+    an_unsatisfied_comment_becomes_an_opinion_its_unit_answers
+);
+
+struct Evaluation {
+    id: String,
+    org: String,
+    /// 示例市人民医院 (code H01), its 急诊科, and 示例市中医院 (code H02).
+    hospital: String,
+    emergency: String,
+    other: String,
+}
+
+/// An open evaluation with a small tree of targets; `rules` are merged into the defaults.
+async fn evaluation(app: &TestApp, rules: Value) -> Evaluation {
+    let org = app.staff("eval.organizer", Role::Organizer).await;
+    let now = chrono::Utc::now();
+    let mut r = json!({"votes_per_day": 10, "votes_per_candidate_per_day": 1, "max_candidates_per_ballot": 1,
+                       "votes_per_campaign": null, "show_counts": "live"});
+    if let (Value::Object(base), Value::Object(extra)) = (&mut r, rules) {
+        base.extend(extra);
+    }
+    let c = app
+        .post(
+            "/api/v1/admin/campaigns",
+            &json!({"kind": "evaluation", "title": "2026年度万人双评议", "rules": r,
+                    "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let target = |body: Value| {
+        let (app, org, id) = (&app, &org, &id);
+        async move {
+            let t = app
+                .post(
+                    &format!("/api/v1/admin/campaigns/{id}/targets"),
+                    &body,
+                    Some(org),
+                )
+                .await;
+            assert_eq!(t.status, 201, "{}", t.text);
+            t.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let hospital = target(json!({"name": "示例市人民医院", "code": "H01"})).await;
+    let emergency =
+        target(json!({"name": "急诊科", "code": "H01-JZ", "parent_id": hospital})).await;
+    let other = target(json!({"name": "示例市中医院", "code": "H02"})).await;
+    let opened = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/open"),
+            &json!({}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    Evaluation {
+        id,
+        org,
+        hospital,
+        emergency,
+        other,
+    }
+}
+
+async fn rate(
+    app: &TestApp,
+    e: &Evaluation,
+    token: &str,
+    target: &str,
+    level: &str,
+    comment: &str,
+) -> Reply {
+    app.post(
+        &format!("/api/v1/campaigns/{}/ratings", e.id),
+        &json!({"target_id": target, "level": level, "comment": comment}),
+        Some(token),
+    )
+    .await
+}
+
+async fn rate_as_staff(
+    app: &TestApp,
+    e: &Evaluation,
+    token: &str,
+    target: &str,
+    level: &str,
+) -> Reply {
+    app.post(
+        &format!("/api/v1/admin/campaigns/{}/ratings", e.id),
+        &json!({"target_id": target, "level": level}),
+        Some(token),
+    )
+    .await
+}
+
+async fn scores(app: &TestApp, e: &Evaluation) -> Vec<Value> {
+    let s = app
+        .get(
+            &format!("/api/v1/admin/campaigns/{}/scores", e.id),
+            Some(&e.org),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    s.body["items"].as_array().unwrap().clone()
+}
+
+async fn ratings_count_once_per_target_and_period_and_score_by_group(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let e = evaluation(&app, json!({})).await;
+    let citizens = app.dev_citizens("oRater", 4).await;
+    // Three satisfied and one basically satisfied citizens rate the hospital.
+    for (t, level) in
+        citizens
+            .iter()
+            .zip(["satisfied", "satisfied", "satisfied", "basically_satisfied"])
+    {
+        let r = rate(&app, &e, t, &e.hospital, level, "").await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["group"], "public");
+        assert_eq!(
+            r.body["period"],
+            chrono::Utc::now()
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .format("%Y-%m")
+                .to_string()
+        );
+    }
+    // Once per target and period: again is 409 already_rated; another target is fine.
+    rate(&app, &e, &citizens[0], &e.hospital, "unsatisfied", "")
+        .await
+        .assert_error(409, "already_rated");
+    assert_eq!(
+        rate(&app, &e, &citizens[0], &e.emergency, "satisfied", "")
+            .await
+            .status,
+        201
+    );
+    // A supervisor account rates in its own group; an account that is no rater cannot.
+    let supervisor = app.rater("jiandu.li", RaterGroup::Supervisor).await;
+    let s = rate_as_staff(&app, &e, &supervisor, &e.hospital, "unsatisfied").await;
+    assert_eq!(s.status, 201, "{}", s.text);
+    assert_eq!(s.body["group"], "supervisor");
+    rate_as_staff(&app, &e, &supervisor, &e.hospital, "satisfied")
+        .await
+        .assert_error(409, "already_rated");
+    rate_as_staff(&app, &e, &e.org, &e.hospital, "satisfied")
+        .await
+        .assert_error(403, "forbidden");
+    // Bad input.
+    rate(&app, &e, &citizens[1], &e.hospital, "great", "")
+        .await
+        .assert_error(422, "invalid_request");
+    rate(&app, &e, &citizens[1], "999999", "satisfied", "")
+        .await
+        .assert_error(422, "invalid_request");
+
+    // Scores: public (3 × 100 + 60) / 4 = 90, rate 1; supervisor 0 of 100, rate 0;
+    // weighted (public 40, supervisor 10) (40 × 90 + 10 × 0) / 50 = 72.
+    let items = scores(&app, &e).await;
+    let hospital = items.iter().find(|t| t["target_id"] == e.hospital).unwrap();
+    assert_eq!(
+        (
+            &hospital["rated"],
+            &hospital["satisfied"],
+            &hospital["basically_satisfied"],
+            &hospital["unsatisfied"]
+        ),
+        (&json!(5), &json!(3), &json!(1), &json!(1))
+    );
+    assert_eq!(hospital["satisfaction_rate"], "0.8000");
+    assert_eq!(hospital["weighted_score"], "72.00");
+    let groups: Vec<(&Value, &Value, &Value)> = hospital["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (&g["group"], &g["score"], &g["weight"]))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (&json!("public"), &json!("90.00"), &json!(40)),
+            (&json!("supervisor"), &json!("0.00"), &json!(10))
+        ]
+    );
+    let other = items.iter().find(|t| t["target_id"] == e.other).unwrap();
+    assert_eq!(
+        (&other["rated"], &other["satisfaction_rate"]),
+        (&json!(0), &Value::Null)
+    );
+
+    // Every rating is in the chain with its group; its receipt is public.
+    let entries = app.entries(&e.id, &e.org).await;
+    let ratings: Vec<&Value> = entries.iter().filter(|x| x["kind"] == "rating").collect();
+    assert_eq!(ratings.len(), 6);
+    let receipt = s.body["receipt"].as_str().unwrap();
+    let r = app.get(&format!("/api/v1/receipts/{receipt}"), None).await;
+    assert_eq!(
+        (&r.body["kind"], &r.body["status"]),
+        (&json!("rating"), &json!("counted"))
+    );
+    let report = minyi::app::verify::from_store(app.services.store.as_ref(), e.id.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+}
+
+async fn racing_ratings_of_one_target_record_one(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let e = evaluation(&app, json!({"votes_per_day": 2})).await;
+    let voter = app.dev_citizen("oRacer").await;
+    let url = app.url(&format!("/api/v1/campaigns/{}/ratings", e.id));
+    // Fifty at once, half with one key, half with none: one rating of the target.
+    let replies = futures_util::future::join_all((0..50).map(|i| {
+        let mut req = app
+            .client
+            .post(&url)
+            .bearer_auth(&voter)
+            .json(&json!({"target_id": e.hospital, "level": "satisfied"}));
+        if i % 2 == 0 {
+            req = req.header("Idempotency-Key", "rate-once");
+        }
+        async move { Reply::from(req.send().await.unwrap()).await }
+    }))
+    .await;
+    let created: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
+    let receipts: std::collections::HashSet<&str> = created
+        .iter()
+        .map(|r| r.body["receipt"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        receipts.len(),
+        1,
+        "one rating, given again to repeats of its key"
+    );
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == 201 || r.code() == "already_rated")
+    );
+    // The day's limit holds across targets: a second target, then the third is refused.
+    assert_eq!(
+        rate(&app, &e, &voter, &e.other, "satisfied", "")
+            .await
+            .status,
+        201
+    );
+    let third = rate(&app, &e, &voter, &e.emergency, "satisfied", "").await;
+    third.assert_error(429, "daily_quota_exhausted");
+    assert!(third.body["error"]["resets_at"].is_string());
+    let items = scores(&app, &e).await;
+    let rated: i64 = items.iter().map(|t| t["rated"].as_i64().unwrap()).sum();
+    assert_eq!(rated, 2);
+}
+
+async fn an_unsatisfied_comment_becomes_an_opinion_its_unit_answers(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let e = evaluation(&app, json!({})).await;
+    let voter = app.dev_citizen("oComplainer").await;
+    // Rated on the department: the hospital (the top of its tree) answers.
+    let r = rate(
+        &app,
+        &e,
+        &voter,
+        &e.emergency,
+        "unsatisfied",
+        " 夜间急诊等候两小时无人分诊 ",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let opinion_id = r.body["opinion_id"]
+        .as_str()
+        .expect("an opinion")
+        .to_string();
+    // A satisfied comment, or an unsatisfied rating without one, is no opinion.
+    let other = app.dev_citizen("oPraiser").await;
+    let praise = rate(&app, &e, &other, &e.emergency, "satisfied", "医生很耐心").await;
+    assert_eq!(praise.body["opinion_id"], Value::Null);
+
+    let (_, handler) = app
+        .staff_with("h01.handler", Role::UnitHandler, Some("H01"))
+        .await;
+    let (_, stranger) = app
+        .staff_with("h02.handler", Role::UnitHandler, Some("H02"))
+        .await;
+    let list = app
+        .get("/api/v1/admin/opinions?status=open", Some(&handler))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["comment"], "夜间急诊等候两小时无人分诊");
+    assert_eq!(
+        (&items[0]["unit_code"], &items[0]["status"]),
+        (&json!("H01"), &json!("open"))
+    );
+    // Another unit's handler sees none of it, and cannot answer it.
+    let theirs = app.get("/api/v1/admin/opinions", Some(&stranger)).await;
+    assert_eq!(theirs.body["items"], json!([]));
+    let answer = |token: String, body: Value| {
+        let (app, id) = (&app, &opinion_id);
+        async move {
+            app.post(
+                &format!("/api/v1/admin/opinions/{id}/answer"),
+                &body,
+                Some(&token),
+            )
+            .await
+        }
+    };
+    answer(stranger.clone(), json!({"verified": true, "action": "x"}))
+        .await
+        .assert_error(404, "not_found");
+    answer(handler.clone(), json!({"verified": true, "action": " "}))
+        .await
+        .assert_error(422, "invalid_request");
+    // Verified and handled, then closed.
+    let a = answer(
+        handler.clone(),
+        json!({"verified": true, "action": "已增设夜间分诊护士"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        (&a.body["status"], &a.body["verified"]),
+        (&json!("answered"), &json!(true))
+    );
+    let closed = answer(
+        handler.clone(),
+        json!({"verified": true, "action": "整改完成，已回访患者", "close": true}),
+    )
+    .await;
+    assert_eq!(closed.body["status"], "closed");
+    answer(
+        handler.clone(),
+        json!({"verified": false, "action": "再改"}),
+    )
+    .await
+    .assert_error(409, "invalid_status_change");
+    // Each answer is on the record, naming its handler.
+    let entries = app.entries(&e.id, &e.org).await;
+    let answers: Vec<&Value> = entries
+        .iter()
+        .filter(|x| x["kind"] == "opinion.answered")
+        .map(|x| &x["body"])
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[1]["actor"]["username"], "h01.handler");
+    assert_eq!(answers[1]["opinion"]["status"], "closed");
+    // The comment itself is not in the chain, only its hash.
+    assert!(
+        !serde_json::to_string(&entries)
+            .unwrap()
+            .contains("无人分诊")
+    );
+}
