@@ -1,6 +1,7 @@
 //! Use cases. Each takes the ports it needs (store, counters, clients) through `Services`
 //! and returns domain results; HTTP types never appear here.
 
+pub mod annual;
 pub mod batcher;
 pub mod campaign_cache;
 pub mod citizen_auth;

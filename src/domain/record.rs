@@ -147,6 +147,7 @@ pub mod kinds {
     pub const BLOCK_CHANGED: &str = "block.changed";
     pub const REVIEW_DECIDED: &str = "review.decided";
     pub const OPINION_ANSWERED: &str = "opinion.answered";
+    pub const COMPONENT_ENTERED: &str = "annual.component_entered";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields

@@ -188,6 +188,40 @@ pub enum Component {
     Network,
 }
 
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::ServiceObjects => "service_objects",
+            Component::Duties => "duties",
+            Component::Hotline => "hotline",
+            Component::SupervisingUnit => "supervising_unit",
+            Component::Inspection => "inspection",
+            Component::Network => "network",
+        }
+    }
+
+    /// An entered component by name (the computed ones are not entered).
+    pub fn parse_entered(s: &str) -> Option<Self> {
+        AnnualWeights::default()
+            .entered()
+            .into_iter()
+            .map(|(c, _)| c)
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// Checks points entered for a component worth `weight`: from 0 to the weight, at most two
+/// decimal places.
+pub fn check_points(points: Decimal, weight: u32) -> Result<(), &'static str> {
+    if points.is_sign_negative() || points > Decimal::from(weight) {
+        return Err("分值须在0到该项满分之间");
+    }
+    if points.normalize().scale() > 2 {
+        return Err("分值最多保留两位小数");
+    }
+    Ok(())
+}
+
 /// What a unit has for a year: the scores out of 100 its ratings give (service objects,
 /// network) and the points organizers entered for the other components.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -415,6 +449,22 @@ mod tests {
             &w,
         );
         assert_eq!((partial.total, partial.complete), (d("12"), false));
+    }
+
+    #[test]
+    fn entered_points_lie_within_the_component() {
+        assert!(check_points(d("14.5"), 15).is_ok());
+        assert!(check_points(d("15"), 15).is_ok());
+        assert!(check_points(d("0"), 15).is_ok());
+        assert!(check_points(d("15.01"), 15).is_err());
+        assert!(check_points(d("-1"), 15).is_err());
+        assert!(check_points(d("3.125"), 5).is_err());
+        assert!(check_points(d("3.100"), 5).is_ok());
+        assert_eq!(
+            Component::parse_entered("hotline"),
+            Some(Component::Hotline)
+        );
+        assert_eq!(Component::parse_entered("network"), None);
     }
 
     #[test]

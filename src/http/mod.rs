@@ -5,6 +5,7 @@
 //! from the same calls that register the routes: a route cannot exist without being described.
 
 pub mod admin;
+pub mod annual;
 pub mod audit;
 pub mod auth;
 pub mod ballots;
@@ -137,6 +138,10 @@ where
         .service(ratings::rate_as_citizen)
         .service(ratings::rate_as_staff)
         .service(ratings::scores)
+        .service(ratings::scores_csv)
+        .service(annual::enter)
+        .service(annual::table)
+        .service(annual::table_csv)
         .service(ratings::opinions)
         .service(ratings::answer)
         .service(openapi_json);

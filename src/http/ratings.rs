@@ -258,24 +258,15 @@ pub struct TargetScore {
     pub groups: Vec<GroupScore>,
 }
 
-/// Per target: ratings per level, the satisfaction rate, each rater group's score and the
-/// weighted score (see the README for the formulas).
-#[utoipa::path(tag = "staff", params(("campaign_id" = String, Path), ScoreQuery), responses((status = 200, body = Page<TargetScore>)), security(("staff" = [])))]
-#[get("/admin/campaigns/{campaign_id}/scores")]
-pub async fn scores(
-    services: web::Data<Services>,
-    staff: Staff,
-    path: web::Path<String>,
-    query: web::Query<ScoreQuery>,
-) -> Result<HttpResponse, ApiError> {
-    staff.require(SCORE_READERS)?;
-    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+/// Every target's scores in the periods matching `period` (all when `None`).
+async fn target_scores(
+    services: &Services,
+    id: i64,
+    period: Option<&str>,
+) -> Result<Vec<TargetScore>, ApiError> {
     let campaign = services.store.get_campaign(id).await?;
     let rules = &campaign.rules.evaluation;
-    let counts = services
-        .store
-        .rating_counts(id, query.period.as_deref())
-        .await?;
+    let counts = services.store.rating_counts(id, period).await?;
     let mut by_target: HashMap<i64, HashMap<RaterGroup, LevelCounts>> = HashMap::new();
     for c in counts {
         let (Some(group), Some(level)) = (RaterGroup::parse(&c.group), Level::parse(&c.level))
@@ -292,7 +283,7 @@ pub async fn scores(
     let weights: Vec<(RaterGroup, u32)> =
         rules.groups.iter().map(|g| (g.group, g.weight)).collect();
     let empty = HashMap::new();
-    let items: Vec<TargetScore> = services
+    Ok(services
         .store
         .list_targets(id)
         .await?
@@ -329,11 +320,98 @@ pub async fn scores(
                 groups: per_group.into_values().collect(),
             }
         })
-        .collect();
+        .collect())
+}
+
+/// Per target: ratings per level, the satisfaction rate, each rater group's score and the
+/// weighted score (see `docs/evaluations.md` for the formulas).
+#[utoipa::path(tag = "staff", params(("campaign_id" = String, Path), ScoreQuery), responses((status = 200, body = Page<TargetScore>)), security(("staff" = [])))]
+#[get("/admin/campaigns/{campaign_id}/scores")]
+pub async fn scores(
+    services: web::Data<Services>,
+    staff: Staff,
+    path: web::Path<String>,
+    query: web::Query<ScoreQuery>,
+) -> Result<HttpResponse, ApiError> {
+    staff.require(SCORE_READERS)?;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let items = target_scores(&services, id, query.period.as_deref()).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
     }))
+}
+
+/// The scores as CSV: one line per target and rater group, then one for all groups.
+#[utoipa::path(tag = "staff", params(("campaign_id" = String, Path), ScoreQuery), responses((status = 200, content_type = "text/csv", description = "one line per target and group")), security(("staff" = [])))]
+#[get("/admin/campaigns/{campaign_id}/scores.csv")]
+pub async fn scores_csv(
+    services: web::Data<Services>,
+    staff: Staff,
+    path: web::Path<String>,
+    query: web::Query<ScoreQuery>,
+) -> Result<HttpResponse, ApiError> {
+    staff.require(SCORE_READERS)?;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let items = target_scores(&services, id, query.period.as_deref()).await?;
+    let header = [
+        "对象编码",
+        "对象名称",
+        "评议群体",
+        "权重",
+        "评价数",
+        "满意",
+        "基本满意",
+        "不满意",
+        "满意率",
+        "得分",
+        "加权得分",
+    ];
+    let text = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
+    let line =
+        |t: &TargetScore, group: &str, weight: String, tally: &LevelTally, weighted: String| {
+            vec![
+                t.code.clone(),
+                t.name.clone(),
+                group.to_string(),
+                weight,
+                tally.rated.to_string(),
+                tally.satisfied.to_string(),
+                tally.basically_satisfied.to_string(),
+                tally.unsatisfied.to_string(),
+                text(tally.satisfaction_rate),
+                text(tally.score),
+                weighted,
+            ]
+        };
+    let mut rows = Vec::new();
+    for t in &items {
+        for g in &t.groups {
+            rows.push(line(
+                t,
+                g.group.as_str(),
+                g.weight.to_string(),
+                &g.tally,
+                String::new(),
+            ));
+        }
+        rows.push(line(
+            t,
+            "全部",
+            String::new(),
+            &t.tally,
+            text(t.weighted_score),
+        ));
+    }
+    let name = format!(
+        "scores-{id}{}.csv",
+        query
+            .period
+            .as_deref()
+            .map(|p| format!("-{p}"))
+            .unwrap_or_default()
+    );
+    super::annual::csv_response(&name, &header, rows.into_iter())
 }
 
 const OPINION_READERS: &[Role] = &[

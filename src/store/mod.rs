@@ -24,6 +24,7 @@ use crate::domain::record::{
     Actor, CampaignState, CandidateState, CategoryState, Snapshot, TargetState,
 };
 use crate::domain::review;
+use crate::domain::score::Component;
 use crate::domain::staff::Role;
 
 pub use postgres::PgStore;
@@ -381,6 +382,17 @@ pub struct OpinionQuery {
     pub status: Option<String>,
     pub after_id: Option<i64>,
     pub limit: u32,
+}
+
+/// Points an organizer enters for a unit's component of the annual score.
+#[derive(Debug, Clone)]
+pub struct EnteredPoints {
+    pub campaign_id: i64,
+    pub target_id: i64,
+    pub year: String,
+    pub component: Component,
+    pub points: rust_decimal::Decimal,
+    pub at: DateTime<Utc>,
 }
 
 /// A review decision to make (see `domain::review`).
@@ -782,7 +794,8 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
     ) -> StoreResult<Option<Rating>>;
     async fn rating_by_receipt(&self, receipt: &str) -> StoreResult<Option<Rating>>;
-    /// Counted ratings per target, group and level in a period (all periods: `None`).
+    /// Counted ratings per target, group and level in the periods matching a `LIKE` pattern
+    /// (`2026-11`, or `2026%` for a whole year; all periods: `None`).
     async fn rating_counts(
         &self,
         campaign_id: i64,
@@ -798,6 +811,16 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         a: &OpinionAnswer,
     ) -> StoreResult<Opinion>;
+
+    /// Enters (or corrects) a unit's points for an entered component of the annual score,
+    /// with its entry in the chain. The target must be a unit (the top of a tree).
+    async fn enter_component(&self, actor: &Actor, c: &EnteredPoints) -> StoreResult<()>;
+    /// The entered points of a year: (target, component, points).
+    async fn annual_components(
+        &self,
+        campaign_id: i64,
+        year: &str,
+    ) -> StoreResult<Vec<(i64, Component, rust_decimal::Decimal)>>;
 
     // The review.
     /// Moves the selected ballots' statuses and records the decision in the chain, in one

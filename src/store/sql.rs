@@ -783,7 +783,7 @@ macro_rules! sql_store {
             async fn rating_counts(&self, campaign_id: i64, period: Option<&str>) -> StoreResult<Vec<RatingCount>> {
                 let rows = sqlx::query(
                     "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
-                     WHERE campaign_id = $1 AND status = 'counted' AND ($2 IS NULL OR period = $2) \
+                     WHERE campaign_id = $1 AND status = 'counted' AND ($2 IS NULL OR period LIKE $2) \
                      GROUP BY target_id, rater_group, level ORDER BY target_id, rater_group, level",
                 )
                 .bind(campaign_id)
@@ -882,6 +882,80 @@ macro_rules! sql_store {
                     closed_at: a.close.then_some(a.at),
                     ..before
                 })
+            }
+
+            async fn enter_component(&self, actor: &Actor, c: &EnteredPoints) -> StoreResult<()> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                // As every change of the campaign (the handler checked its kind, which never
+                // changes).
+                lock_campaign(&mut tx, c.campaign_id).await?;
+                let parent: Option<Option<i64>> = sqlx::query_scalar("SELECT parent_id FROM targets WHERE campaign_id = $1 AND id = $2")
+                    .bind(c.campaign_id)
+                    .bind(c.target_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match parent {
+                    None => return Err(StoreError::NotFound),
+                    Some(Some(_)) => {
+                        return Err(StoreError::Invalid(FieldError {
+                            field: "target_id".into(),
+                            message: "年度考评按单位计分，请选择单位（而非科室）".into(),
+                        }));
+                    }
+                    Some(None) => {}
+                }
+                let staff_id = match actor {
+                    Actor::Staff { id, .. } => Some(*id),
+                    Actor::System(_) => None,
+                };
+                sqlx::query(
+                    "INSERT INTO annual_components (campaign_id, target_id, year, component, points, entered_by, entered_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (campaign_id, target_id, year, component) \
+                     DO UPDATE SET points = $5, entered_by = $6, entered_at = $7",
+                )
+                .bind(c.campaign_id)
+                .bind(c.target_id)
+                .bind(&c.year)
+                .bind(c.component.as_str())
+                .bind(c.points.to_string())
+                .bind(staff_id)
+                .bind(c.at)
+                .execute(&mut *tx)
+                .await?;
+                let body = record::body(
+                    kinds::COMPONENT_ENTERED,
+                    actor,
+                    c.at,
+                    c.campaign_id,
+                    json!({"component": {
+                        "target_id": c.target_id.to_string(),
+                        "year": c.year,
+                        "component": c.component.as_str(),
+                        "points": c.points.to_string(),
+                    }}),
+                );
+                append(&mut tx, c.campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn annual_components(&self, campaign_id: i64, year: &str) -> StoreResult<Vec<(i64, Component, rust_decimal::Decimal)>> {
+                let rows = sqlx::query("SELECT target_id, component, points FROM annual_components WHERE campaign_id = $1 AND year = $2")
+                    .bind(campaign_id)
+                    .bind(year)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let name: String = r.try_get("component")?;
+                        let points: String = r.try_get("points")?;
+                        Ok((
+                            r.try_get("target_id")?,
+                            Component::parse_entered(&name).ok_or_else(|| StoreError::Corrupt(format!("component {name}")))?,
+                            points.parse().map_err(|_| StoreError::Corrupt(format!("points {points}")))?,
+                        ))
+                    })
+                    .collect()
             }
 
             async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>> {

@@ -202,6 +202,13 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/campaigns/{campaign_id}/ratings", "post"),
         ("/api/v1/admin/campaigns/{campaign_id}/ratings", "post"),
         ("/api/v1/admin/campaigns/{campaign_id}/scores", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}/scores.csv", "get"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/annual/components",
+            "post",
+        ),
+        ("/api/v1/admin/campaigns/{campaign_id}/annual", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}/annual.csv", "get"),
         ("/api/v1/admin/opinions", "get"),
         ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),
     ];

@@ -27,6 +27,10 @@ struct Evaluation {
 /// An open evaluation with a small tree of targets; `rules` are merged into the defaults.
 async fn evaluation(app: &TestApp, rules: Value) -> Evaluation {
     let org = app.staff("eval.organizer", Role::Organizer).await;
+    evaluation_by(app, org, rules).await
+}
+
+async fn evaluation_by(app: &TestApp, org: String, rules: Value) -> Evaluation {
     let now = chrono::Utc::now();
     let mut r = json!({"votes_per_day": 10, "votes_per_candidate_per_day": 1, "max_candidates_per_ballot": 1,
                        "votes_per_campaign": null, "show_counts": "live"});
@@ -368,4 +372,175 @@ async fn an_unsatisfied_comment_becomes_an_opinion_its_unit_answers(backend: Bac
             .unwrap()
             .contains("无人分诊")
     );
+}
+
+on_both_backends!(the_annual_table_adds_entered_and_rated_points_and_ranks_units);
+
+async fn enter(app: &TestApp, e: &Evaluation, body: Value) -> Reply {
+    app.post(
+        &format!("/api/v1/admin/campaigns/{}/annual/components", e.id),
+        &body,
+        Some(&e.org),
+    )
+    .await
+}
+
+async fn the_annual_table_adds_entered_and_rated_points_and_ranks_units(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let year = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y")
+        .to_string();
+    let e = evaluation(&app, json!({})).await;
+    // Citizens rate the hospital's emergency department: network evaluation, for its unit.
+    for t in app.dev_citizens("oAnnual", 2).await {
+        assert_eq!(
+            rate(&app, &e, &t, &e.emergency, "satisfied", "")
+                .await
+                .status,
+            201
+        );
+    }
+    for (component, points) in [
+        ("duties", "14.5"),
+        ("hotline", "13"),
+        ("supervising_unit", "5"),
+        ("inspection", "22.25"),
+    ] {
+        let r = enter(&app, &e, json!({"target_id": e.hospital, "year": year, "component": component, "points": points})).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    // A correction replaces the earlier points (both stay in the chain).
+    enter(
+        &app,
+        &e,
+        json!({"target_id": e.other, "year": year, "component": "duties", "points": "9"}),
+    )
+    .await;
+    enter(
+        &app,
+        &e,
+        json!({"target_id": e.other, "year": year, "component": "duties", "points": "10"}),
+    )
+    .await;
+    // Refusals name the field.
+    for (body, field) in [
+        (
+            json!({"target_id": e.other, "year": year, "component": "duties", "points": "15.5"}),
+            "points",
+        ),
+        (
+            json!({"target_id": e.other, "year": year, "component": "duties", "points": "1.125"}),
+            "points",
+        ),
+        (
+            json!({"target_id": e.other, "year": year, "component": "network", "points": "1"}),
+            "component",
+        ),
+        (
+            json!({"target_id": e.emergency, "year": year, "component": "duties", "points": "1"}),
+            "target_id",
+        ),
+        (
+            json!({"target_id": e.other, "year": "26", "component": "duties", "points": "1"}),
+            "year",
+        ),
+    ] {
+        let r = enter(&app, &e, body).await;
+        r.assert_error(422, "invalid_request");
+        assert_eq!(r.body["error"]["field"], field, "{}", r.text);
+    }
+
+    // Last year's campaign, where the 中医院 led.
+    let last = evaluation_by(&app, e.org.clone(), json!({})).await;
+    let last_year = (year.parse::<i32>().unwrap() - 1).to_string();
+    for (unit, points) in [(&last.hospital, "10"), (&last.other, "15")] {
+        enter(
+            &app,
+            &last,
+            json!({"target_id": unit, "year": last_year, "component": "duties", "points": points}),
+        )
+        .await;
+    }
+    let table = app
+        .get(
+            &format!(
+                "/api/v1/admin/campaigns/{}/annual?year={year}&previous_campaign_id={}",
+                e.id, last.id
+            ),
+            Some(&e.org),
+        )
+        .await;
+    assert_eq!(table.status, 200, "{}", table.text);
+    let items = table.body["items"].as_array().unwrap();
+    // 人民医院: network 100 × 15 / 100 = 15, entered 14.5 + 13 + 5 + 22.25 = 54.75; 69.75 in
+    // all, without service objects (no SMS survey yet): incomplete.
+    let first = &items[0];
+    assert_eq!(
+        (&first["code"], &first["rank"], &first["total"]),
+        (&json!("H01"), &json!(1), &json!("69.75"))
+    );
+    assert_eq!(
+        first["components"],
+        json!({"network": "15.00", "duties": "14.50", "hotline": "13.00",
+                                            "supervising_unit": "5.00", "inspection": "22.25"})
+    );
+    assert_eq!(first["complete"], false);
+    assert_eq!(
+        first["previous"],
+        json!({"total": "10.00", "rank": 2, "change": "59.75"})
+    );
+    assert_eq!(first["bands"], json!(["top3", "top10"]));
+    let second = &items[1];
+    assert_eq!(
+        (&second["code"], &second["total"]),
+        (&json!("H02"), &json!("10.00"))
+    );
+    assert_eq!(second["previous"]["rank"], 1);
+    assert_eq!(items.len(), 2, "departments are not ranked");
+
+    let csv = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/admin/campaigns/{}/annual.csv?year={year}",
+            e.id
+        )))
+        .bearer_auth(&e.org)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    assert!(
+        text.starts_with("\u{feff}排名,单位编码,单位名称,服务对象满意度"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("1,H01,示例市人民医院,,14.50,13.00,5.00,22.25,15.00,69.75,否,前三、前十"),
+        "{text}"
+    );
+    let scores_csv = app
+        .client
+        .get(app.url(&format!("/api/v1/admin/campaigns/{}/scores.csv", e.id)))
+        .bearer_auth(&e.org)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scores_csv.contains("H01-JZ,急诊科,public,40,2,2,0,0,1.0000,100.00,"),
+        "{scores_csv}"
+    );
+
+    let entries = app.entries(&e.id, &e.org).await;
+    let entered = entries
+        .iter()
+        .filter(|x| x["kind"] == "annual.component_entered")
+        .count();
+    assert_eq!(entered, 6);
 }
