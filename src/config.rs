@@ -49,6 +49,8 @@ struct RawSettings {
     rate_ballots_per_voter: String,
     rate_reads_per_ip: String,
     rate_limiter_max_keys: usize,
+    phone_key: Option<String>,
+    survey_retention_days: u32,
 }
 
 impl Default for RawSettings {
@@ -84,6 +86,8 @@ impl Default for RawSettings {
             rate_ballots_per_voter: "20/min".into(),
             rate_reads_per_ip: "1200/min".into(),
             rate_limiter_max_keys: 1_000_000,
+            phone_key: None,
+            survey_retention_days: 180,
         }
     }
 }
@@ -130,6 +134,10 @@ pub struct Settings {
     pub ballot_batch_max: usize,
     pub ballot_batch_wait: Duration,
     pub rates: RateSettings,
+    /// The AES-256 key of stored phone numbers (`None`: derived from the service secret).
+    pub phone_key: Option<[u8; 32]>,
+    /// How long a service record keeps its phone number.
+    pub survey_retention: Duration,
 }
 
 /// Rate limits per route class (`None`: off), and how many keys each in-process limiter
@@ -332,6 +340,26 @@ impl Settings {
         if raw.rate_limiter_max_keys < 1000 {
             return Err(bad("MINYI_RATE_LIMITER_MAX_KEYS", "must be at least 1000"));
         }
+        let phone_key = match raw.phone_key.filter(|k| !k.is_empty()) {
+            None => None,
+            Some(k) => Some(
+                hex::decode(k.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        bad(
+                            "MINYI_PHONE_KEY",
+                            "must be 64 hexadecimal digits (32 bytes)",
+                        )
+                    })?,
+            ),
+        };
+        if !(1..=3650).contains(&raw.survey_retention_days) {
+            return Err(bad(
+                "MINYI_SURVEY_RETENTION_DAYS",
+                "must be between 1 and 3650",
+            ));
+        }
         let rates = RateSettings {
             login_per_ip: rate("MINYI_RATE_LOGIN_PER_IP", &raw.rate_login_per_ip)?,
             ballots_per_ip: rate("MINYI_RATE_BALLOTS_PER_IP", &raw.rate_ballots_per_ip)?,
@@ -367,6 +395,8 @@ impl Settings {
             ballot_batch_max: raw.ballot_batch_max,
             ballot_batch_wait: Duration::from_millis(raw.ballot_batch_wait_ms),
             rates,
+            phone_key,
+            survey_retention: Duration::from_secs(u64::from(raw.survey_retention_days) * 86_400),
         })
     }
 }
@@ -434,6 +464,20 @@ mod tests {
     fn postgres_without_a_secret_is_refused_naming_the_setting() {
         let e = Settings::from_pairs(&[("database_url", "postgres://x@localhost/db")]).unwrap_err();
         assert_eq!(e.setting, "MINYI_SECRET");
+    }
+
+    #[test]
+    fn the_phone_key_is_32_bytes_of_hex_and_retention_is_bounded() {
+        let key = "ab".repeat(32);
+        let s = Settings::from_pairs(&[("phone_key", key.as_str())]).unwrap();
+        assert_eq!(s.phone_key, Some([0xab; 32]));
+        assert_eq!(s.survey_retention, Duration::from_secs(180 * 86_400));
+        for bad in ["abcd", "zz".repeat(32).as_str()] {
+            let e = Settings::from_pairs(&[("phone_key", bad)]).unwrap_err();
+            assert_eq!(e.setting, "MINYI_PHONE_KEY");
+        }
+        let e = Settings::from_pairs(&[("survey_retention_days", "0")]).unwrap_err();
+        assert_eq!(e.setting, "MINYI_SURVEY_RETENTION_DAYS");
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
     );
     let limits = crate::app::limits::Limits::new(&settings.rates, counters.clone());
     limits.start_sweeping();
+    let vault = Arc::new(crate::app::vault::PhoneVault::new(&key, settings.phone_key));
     Ok(Services {
+        vault,
         settings: Arc::new(settings),
         store,
         counters,
@@ -192,6 +194,7 @@ impl Application {
             .run();
         tracing::info!(port, database = ?settings.database_kind, counters = services.counters.backend(), "listening");
         tokio::spawn(recount_at_start(services.clone()));
+        tokio::spawn(crate::app::surveys::purge_phones_forever(services.clone()));
         Ok(Self {
             port,
             server,

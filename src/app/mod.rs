@@ -11,6 +11,8 @@ pub mod rating;
 pub mod recount;
 pub mod review;
 pub mod staff_auth;
+pub mod surveys;
+pub mod vault;
 pub mod verify;
 pub mod vote;
 
@@ -35,6 +37,8 @@ pub struct Services {
     pub limits: Arc<limits::Limits>,
     /// Campaigns as the vote path sees them, for a moment (see `campaign_cache`).
     pub campaigns: campaign_cache::CampaignCache,
+    /// Phone numbers at rest (see `vault`).
+    pub vault: Arc<vault::PhoneVault>,
     /// The time, as the vote path sees it. Always the system clock in the service; tests
     /// build the application with another to cross a day boundary (no setting changes it).
     pub clock: Clock,

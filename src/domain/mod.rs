@@ -6,6 +6,7 @@ pub mod ballot;
 pub mod campaign;
 pub mod import;
 pub mod keyed;
+pub mod phone;
 pub mod pow;
 pub mod rate;
 pub mod rating;

@@ -148,6 +148,7 @@ pub mod kinds {
     pub const REVIEW_DECIDED: &str = "review.decided";
     pub const OPINION_ANSWERED: &str = "opinion.answered";
     pub const COMPONENT_ENTERED: &str = "annual.component_entered";
+    pub const SURVEY_RECORDS_IMPORTED: &str = "survey.records_imported";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields

@@ -18,6 +18,7 @@ pub mod limit;
 pub mod observe;
 pub mod ratings;
 pub mod review;
+pub mod surveys;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -142,6 +143,7 @@ where
         .service(annual::enter)
         .service(annual::table)
         .service(annual::table_csv)
+        .service(surveys::import)
         .service(ratings::opinions)
         .service(ratings::answer)
         .service(openapi_json);

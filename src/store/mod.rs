@@ -384,6 +384,15 @@ pub struct OpinionQuery {
     pub limit: u32,
 }
 
+/// A service record to import, checked: its phone number sealed and hashed.
+#[derive(Debug, Clone)]
+pub struct NewSurveyRecord {
+    pub target_id: i64,
+    pub visited_on: chrono::NaiveDate,
+    pub phone_hash: String,
+    pub phone_enc: String,
+}
+
 /// Points an organizer enters for a unit's component of the annual score.
 #[derive(Debug, Clone)]
 pub struct EnteredPoints {
@@ -821,6 +830,21 @@ pub trait Store: Send + Sync + 'static {
         campaign_id: i64,
         year: &str,
     ) -> StoreResult<Vec<(i64, Component, rust_decimal::Decimal)>>;
+
+    // SMS surveys.
+    /// Imports service records in one transaction, queued for sending, with one entry in the
+    /// chain that counts them (the records themselves are personal: not in the chain).
+    /// Returns, per record, whether it was imported (`false`: the same person, target and
+    /// visit day were imported before).
+    async fn import_survey_records(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        records: &[NewSurveyRecord],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>>;
+    /// Clears the phone numbers (sealed and hashed) of records created before `before`.
+    async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // The review.
     /// Moves the selected ballots' statuses and records the decision in the chain, in one

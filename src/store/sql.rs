@@ -958,6 +958,57 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn import_survey_records(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                records: &[NewSurveyRecord],
+                at: DateTime<Utc>,
+            ) -> StoreResult<Vec<bool>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let mut imported = Vec::with_capacity(records.len());
+                for r in records {
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO survey_records (campaign_id, target_id, visited_on, phone_hash, phone_enc, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                         ON CONFLICT (campaign_id, phone_hash, target_id, visited_on) DO NOTHING RETURNING id",
+                    )
+                    .bind(campaign_id)
+                    .bind(r.target_id)
+                    .bind(r.visited_on.to_string())
+                    .bind(&r.phone_hash)
+                    .bind(&r.phone_enc)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    imported.push(id.is_some());
+                }
+                let count = imported.iter().filter(|i| **i).count();
+                if count > 0 {
+                    let body = record::body(
+                        kinds::SURVEY_RECORDS_IMPORTED,
+                        actor,
+                        at,
+                        campaign_id,
+                        json!({"import": {"survey_records": count}}),
+                    );
+                    append(&mut tx, campaign_id, vec![body]).await?;
+                }
+                tx.commit().await?;
+                Ok(imported)
+            }
+
+            async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE survey_records SET phone_enc = NULL, phone_hash = NULL WHERE created_at < $1 AND phone_hash IS NOT NULL",
+                )
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 // As every change of the campaign: ballot batches wait (they share-lock it), so

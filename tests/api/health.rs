@@ -209,6 +209,10 @@ async fn the_openapi_document_describes_every_route() {
         ),
         ("/api/v1/admin/campaigns/{campaign_id}/annual", "get"),
         ("/api/v1/admin/campaigns/{campaign_id}/annual.csv", "get"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/survey-records",
+            "post",
+        ),
         ("/api/v1/admin/opinions", "get"),
         ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),
     ];

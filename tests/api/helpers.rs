@@ -351,6 +351,31 @@ impl TestApp {
         }
     }
 
+    /// Rows of a query whose columns are all text (NULL read as ""), straight from the
+    /// database.
+    pub async fn raw_sql_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        use sqlx::{Connection, Row};
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let text = |v: Option<String>| v.unwrap_or_default();
+        if self.database_url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| text(r.get(i))).collect())
+                .collect()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| text(r.get(i))).collect())
+                .collect()
+        }
+    }
+
     /// Creates a selection campaign through the API with one category; returns (campaign id,
     /// category id).
     pub async fn selection_campaign(&self, token: &str, show_counts: &str) -> (String, String) {

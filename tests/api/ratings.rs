@@ -544,3 +544,104 @@ async fn the_annual_table_adds_entered_and_rated_points_and_ranks_units(backend:
         .count();
     assert_eq!(entered, 6);
 }
+
+on_both_backends!(service_records_are_imported_sealed_and_cleared_after_retention);
+
+async fn service_records_are_imported_sealed_and_cleared_after_retention(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let e = evaluation(&app, json!({})).await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let day = today.to_string();
+    let import = |records: Value| {
+        let (app, e) = (&app, &e);
+        async move {
+            app.post(
+                &format!("/api/v1/admin/campaigns/{}/survey-records", e.id),
+                &json!({"records": records}),
+                Some(&e.org),
+            )
+            .await
+        }
+    };
+    let r = import(json!([
+        {"phone": "13800138000", "target_id": e.emergency, "visited_on": day},
+        {"phone": "139 0000 1111", "target_id": e.hospital, "visited_on": day},
+        {"phone": "0571-88888888", "target_id": e.hospital, "visited_on": day},
+        {"phone": "+86 138-0013-8000", "target_id": e.emergency, "visited_on": day},
+        {"phone": "13700001111", "target_id": "424242", "visited_on": day},
+        {"phone": "13700001111", "target_id": e.hospital, "visited_on": (today + chrono::Duration::days(1)).to_string()},
+        {"phone": "13700001111", "target_id": e.hospital, "visited_on": "2026/01/01"},
+    ]))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["imported"], 2);
+    let reasons: Vec<(i64, &str)> = r.body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["index"].as_i64().unwrap(), x["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (2, "手机号码格式不正确（须为11位大陆手机号）"),
+            (3, "与第1条重复（同一号码、对象和就诊日期）"),
+            (4, "评议对象不存在"),
+            (5, "就诊日期不能晚于今天"),
+            (6, "就诊日期格式不正确（YYYY-MM-DD）"),
+        ]
+    );
+    // Again: imported before.
+    let again =
+        import(json!([{"phone": "13800138000", "target_id": e.emergency, "visited_on": day}]))
+            .await;
+    assert_eq!(again.body["imported"], 0);
+    assert_eq!(
+        again.body["rejected"][0]["reason"],
+        "已导入过（同一号码、对象和就诊日期）"
+    );
+    import(json!([])).await.assert_error(422, "invalid_request");
+
+    // The number is nowhere in clear: not in the database, the chain or an answer.
+    let dump = app
+        .raw_sql_rows("SELECT phone_hash, phone_enc FROM survey_records ORDER BY id")
+        .await;
+    assert_eq!(dump.len(), 2);
+    assert!(
+        dump.iter()
+            .flatten()
+            .all(|v| !v.contains("13800138000") && !v.contains("13900001111"))
+    );
+    let entries = app.entries(&e.id, &e.org).await;
+    let imported: Vec<&Value> = entries
+        .iter()
+        .filter(|x| x["kind"] == "survey.records_imported")
+        .collect();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0]["body"]["import"]["survey_records"], 2);
+    let chain = serde_json::to_string(&entries).unwrap();
+    assert!(!chain.contains("13800138000") && !chain.contains("13900001111"));
+    assert!(!r.text.contains("13800138000") && !r.text.contains("0571"));
+    // Sealed with the service's key, for this campaign only.
+    let sealed = dump[0][1].clone();
+    let aad = format!("campaign {}", e.id);
+    assert_eq!(
+        app.services.vault.open(&sealed, &aad).unwrap(),
+        "13800138000"
+    );
+
+    // Past the retention period the numbers are cleared, sealed and hashed alike.
+    let cleared = app
+        .services
+        .store
+        .purge_phones(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(cleared, 2);
+    let dump = app
+        .raw_sql_rows("SELECT phone_hash, phone_enc FROM survey_records")
+        .await;
+    assert!(dump.iter().flatten().all(String::is_empty));
+}
