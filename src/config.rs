@@ -51,6 +51,12 @@ struct RawSettings {
     rate_limiter_max_keys: usize,
     phone_key: Option<String>,
     survey_retention_days: u32,
+    sms_gateway: String,
+    #[serde(deserialize_with = "flag")]
+    sms_sender: bool,
+    sms_per_second: u32,
+    survey_ttl_days: u32,
+    public_base_url: String,
 }
 
 impl Default for RawSettings {
@@ -88,6 +94,11 @@ impl Default for RawSettings {
             rate_limiter_max_keys: 1_000_000,
             phone_key: None,
             survey_retention_days: 180,
+            sms_gateway: "log".into(),
+            sms_sender: true,
+            sms_per_second: 10,
+            survey_ttl_days: 14,
+            public_base_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -138,6 +149,22 @@ pub struct Settings {
     pub phone_key: Option<[u8; 32]>,
     /// How long a service record keeps its phone number.
     pub survey_retention: Duration,
+    pub sms: SmsSettings,
+}
+
+/// How survey links are sent.
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    /// `log`: each link is written to the log (never the number), for the demo and tests.
+    pub gateway: String,
+    /// Whether this instance sends (several may: each send is claimed by one).
+    pub sender: bool,
+    /// The gateway's rate: sends per second at most.
+    pub per_second: u32,
+    /// How long a survey link can be answered after its SMS.
+    pub survey_ttl: Duration,
+    /// Where citizens reach the service: links are `<base>/s/<token>`.
+    pub public_base_url: String,
 }
 
 /// Rate limits per route class (`None`: off), and how many keys each in-process limiter
@@ -354,6 +381,29 @@ impl Settings {
                     })?,
             ),
         };
+        if raw.sms_gateway != "log" {
+            return Err(bad(
+                "MINYI_SMS_GATEWAY",
+                format!(
+                    "`{}`: only `log` is available yet (tencent and aliyun are being built)",
+                    raw.sms_gateway
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&raw.sms_per_second) {
+            return Err(bad("MINYI_SMS_PER_SECOND", "must be between 1 and 1000"));
+        }
+        if !(1..=90).contains(&raw.survey_ttl_days) {
+            return Err(bad("MINYI_SURVEY_TTL_DAYS", "must be between 1 and 90"));
+        }
+        if !(raw.public_base_url.starts_with("http://")
+            || raw.public_base_url.starts_with("https://"))
+        {
+            return Err(bad(
+                "MINYI_PUBLIC_BASE_URL",
+                "must be an http:// or https:// URL",
+            ));
+        }
         if !(1..=3650).contains(&raw.survey_retention_days) {
             return Err(bad(
                 "MINYI_SURVEY_RETENTION_DAYS",
@@ -397,6 +447,13 @@ impl Settings {
             rates,
             phone_key,
             survey_retention: Duration::from_secs(u64::from(raw.survey_retention_days) * 86_400),
+            sms: SmsSettings {
+                gateway: raw.sms_gateway,
+                sender: raw.sms_sender,
+                per_second: raw.sms_per_second,
+                survey_ttl: Duration::from_secs(u64::from(raw.survey_ttl_days) * 86_400),
+                public_base_url: raw.public_base_url.trim_end_matches('/').to_string(),
+            },
         })
     }
 }

@@ -195,6 +195,9 @@ impl Application {
         tracing::info!(port, database = ?settings.database_kind, counters = services.counters.backend(), "listening");
         tokio::spawn(recount_at_start(services.clone()));
         tokio::spawn(crate::app::surveys::purge_phones_forever(services.clone()));
+        if services.settings.sms.sender {
+            tokio::spawn(crate::app::sms::send_forever(services.clone()));
+        }
         Ok(Self {
             port,
             server,

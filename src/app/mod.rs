@@ -10,6 +10,7 @@ pub mod limits;
 pub mod rating;
 pub mod recount;
 pub mod review;
+pub mod sms;
 pub mod staff_auth;
 pub mod surveys;
 pub mod vault;

@@ -27,6 +27,8 @@ pub enum RateError {
     AlreadyRated { period: String },
     #[error("the day's ratings are used")]
     DailyExhausted { resets_at: DateTime<Utc> },
+    #[error("the survey was answered already")]
+    SurveyAnswered,
     #[error("idempotency key reused with another rating")]
     KeyReused,
     #[error("rate limited")]
@@ -45,6 +47,8 @@ pub struct Rate<'a> {
     /// Checked already (see `rating::comment`).
     pub comment: String,
     pub idempotency_key: Option<&'a str>,
+    /// The survey record an SMS answer answers.
+    pub survey_record_id: Option<i64>,
     pub now: DateTime<Utc>,
 }
 
@@ -100,6 +104,7 @@ pub async fn rate(services: &Services, r: Rate<'_>) -> Result<Rated, RateError> 
         period: period.clone(),
         quota_day: ballot::quota_day(r.now, tz),
         per_day: campaign.rules.votes_per_day,
+        survey_record_id: r.survey_record_id,
         idempotency_key: r.idempotency_key.map(str::to_string),
         request_hash: hash.clone(),
         rated_at: r.now,
@@ -120,13 +125,21 @@ pub async fn rate(services: &Services, r: Rate<'_>) -> Result<Rated, RateError> 
         Err(StoreError::RatingRefused(why)) => Err(match why {
             RatingRefusal::VotingClosed => RateError::VotingClosed,
             RatingRefusal::UnknownTarget => RateError::UnknownTarget,
+            // A survey's voter is the survey itself: rated is answered.
+            RatingRefusal::AlreadyRated if r.survey_record_id.is_some() => {
+                RateError::SurveyAnswered
+            }
             RatingRefusal::AlreadyRated => RateError::AlreadyRated { period },
             RatingRefusal::DailyExhausted => RateError::DailyExhausted {
                 resets_at: ballot::resets_at(r.now, tz),
             },
+            RatingRefusal::SurveyAnswered => RateError::SurveyAnswered,
         }),
         // A racing request won a unique index: the same key (answer as it was answered) or
-        // the same target and period.
+        // the same target and period (for a survey: the same survey).
+        Err(StoreError::Conflict(_)) if r.survey_record_id.is_some() => {
+            Err(RateError::SurveyAnswered)
+        }
         Err(StoreError::Conflict(_)) => {
             if let Some(key) = r.idempotency_key
                 && let Some(first) = services

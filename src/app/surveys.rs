@@ -7,8 +7,11 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Services;
+use super::rating::{self, Rate, RateError, Rated};
 use crate::domain::phone;
+use crate::domain::rating::{Level, RaterGroup};
 use crate::domain::record::Actor;
+use crate::store::SurveyView;
 use crate::store::{NewSurveyRecord, StoreError};
 
 /// One record as the organizer sent it.
@@ -133,4 +136,67 @@ pub async fn purge_phones_forever(services: Services) {
             Err(e) => tracing::warn!(error = %e, "phone numbers past retention not cleared yet"),
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    #[error("no such survey")]
+    NotFound,
+    #[error("the survey link expired")]
+    Expired,
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The survey a token opens, unless it is unknown or expired.
+pub async fn open(
+    services: &Services,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<SurveyView, SurveyError> {
+    // Tokens are 32 hex digits; anything else is unknown without a database read.
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SurveyError::NotFound);
+    }
+    let survey = services
+        .store
+        .survey_by_token(&super::sms::token_hash(token))
+        .await?
+        .ok_or(SurveyError::NotFound)?;
+    if survey.expires_at.is_none_or(|e| e <= now) {
+        return Err(SurveyError::Expired);
+    }
+    Ok(survey)
+}
+
+/// Answers a survey: a rating of the visited target in the `service_object` group, once.
+pub async fn answer(
+    services: &Services,
+    token: &str,
+    level: Level,
+    comment: String,
+    now: DateTime<Utc>,
+) -> Result<Rated, SurveyError> {
+    let survey = open(services, token, now).await?;
+    if survey.answered {
+        return Err(RateError::SurveyAnswered.into());
+    }
+    let voter = format!("sms:{}", survey.record_id);
+    Ok(rating::rate(
+        services,
+        Rate {
+            voter: &voter,
+            group: RaterGroup::ServiceObject,
+            campaign_id: survey.campaign_id,
+            target_id: survey.target_id,
+            level,
+            comment,
+            idempotency_key: None,
+            survey_record_id: Some(survey.record_id),
+            now,
+        },
+    )
+    .await?)
 }

@@ -24,8 +24,11 @@ fn class_of(method: &actix_web::http::Method, route: &str) -> Option<Class> {
         }
         (
             &Method::POST,
-            "/api/v1/campaigns/{campaign_id}/ballots" | "/api/v1/campaigns/{campaign_id}/ratings",
+            "/api/v1/campaigns/{campaign_id}/ballots"
+            | "/api/v1/campaigns/{campaign_id}/ratings"
+            | "/api/v1/surveys/{token}",
         ) => Some(Class::Ballot),
+        (&Method::GET, "/s/{token}") => Some(Class::Read),
         (&Method::GET, r) if r.starts_with("/api/v1/") && !r.starts_with("/api/v1/admin/") => {
             Some(Class::Read)
         }

@@ -144,13 +144,15 @@ where
         .service(annual::table)
         .service(annual::table_csv)
         .service(surveys::import)
+        .service(surveys::answer)
         .service(ratings::opinions)
         .service(ratings::answer)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);
     }
-    app.service(health::live)
+    app.service(surveys::page)
+        .service(health::live)
         .service(health::ready)
         .service(health::metrics)
         .service(api)
@@ -231,15 +233,16 @@ pub fn query_error(
 }
 
 /// Gives every error answer that is not already JSON (unknown routes, wrong methods, the
-/// framework's own refusals) the API's error shape, so clients meet one format.
+/// framework's own refusals) the API's error shape, so clients meet one format. Pages the
+/// service renders itself (the survey page's "expired" and "unknown link") stay pages.
 pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        let is_json = res
+        let ours = res
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if is_json {
+            .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+        if ours {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let api = ApiError::for_status(res.status());

@@ -114,6 +114,7 @@ pub async fn rate_as_citizen(
             level,
             comment,
             idempotency_key: key.as_deref(),
+            survey_record_id: None,
             now: services.now(),
         },
     )
@@ -150,6 +151,7 @@ pub async fn rate_as_staff(
             level,
             comment,
             idempotency_key: key.as_deref(),
+            survey_record_id: None,
             now: services.now(),
         },
     )
@@ -178,6 +180,11 @@ impl From<RateError> for ApiError {
                 "今日评价次数已用完，请明天再来",
             )
             .with("resets_at", when(resets_at)),
+            RateError::SurveyAnswered => Self::refused(
+                StatusCode::CONFLICT,
+                "survey_already_answered",
+                "您已完成本次回访评价，感谢参与",
+            ),
             RateError::KeyReused => Self::refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

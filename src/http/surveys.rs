@@ -1,6 +1,7 @@
-//! SMS callback surveys for organizers: importing service records.
+//! SMS callback surveys: organizers import service records; the people served open the
+//! link of their SMS (`/s/{token}`, a small page) and answer.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -8,8 +9,9 @@ use super::error::ApiError;
 use super::extract::Staff;
 use super::parse_id;
 use crate::app::Services;
-use crate::app::surveys::{self, RecordIn};
+use crate::app::surveys::{self, RecordIn, SurveyError};
 use crate::domain::campaign::Kind;
+use crate::domain::rating::Level;
 use crate::domain::staff::Role;
 
 #[derive(Deserialize, ToSchema)]
@@ -88,4 +90,114 @@ pub async fn import(
             .map(|(index, reason)| Rejected { index, reason })
             .collect(),
     }))
+}
+
+/// A page with only a message (an unknown, expired or answered survey).
+fn message_page(status: actix_web::http::StatusCode, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>就医满意度回访</title></head>\
+             <body style=\"font-family:sans-serif;background:#f5f6f8;margin:0\">\
+             <main style=\"max-width:480px;margin:40px auto;padding:24px 16px;background:#fff;\
+             border-radius:10px;text-align:center;font-size:17px;line-height:1.7\">{text}</main></body></html>"
+        ))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The survey page an SMS links to: a small page in Chinese that works in WeChat's browser
+/// (plain HTML and ES5, no framework).
+#[utoipa::path(tag = "citizen", params(("token" = String, Path)), responses(
+    (status = 200, content_type = "text/html", description = "the survey, or a note that it was answered"),
+    (status = 404, description = "unknown link"),
+    (status = 410, description = "expired link"),
+))]
+#[get("/s/{token}")]
+pub async fn page(services: web::Data<Services>, path: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let survey = match surveys::open(&services, &path, services.now()).await {
+        Ok(s) => s,
+        Err(SurveyError::NotFound) => {
+            return message_page(StatusCode::NOT_FOUND, "链接无效，请核对短信中的链接。");
+        }
+        Err(SurveyError::Expired) => {
+            return message_page(StatusCode::GONE, "该回访链接已过期，感谢您的关注。");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "survey page not shown");
+            return message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "服务暂时不可用，请稍后再试。",
+            );
+        }
+    };
+    if survey.answered {
+        return message_page(StatusCode::OK, "您已完成本次回访评价，感谢参与！");
+    }
+    let place = match &survey.unit_name {
+        Some(unit) => format!("{} {}", unit, survey.target_name),
+        None => survey.target_name.clone(),
+    };
+    let html = include_str!("pages/survey.html")
+        .replace("{{visited_on}}", &escape(&survey.visited_on))
+        .replace("{{place}}", &escape(&place))
+        .replace("{{token}}", &escape(&path));
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .body(html)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyAnswer {
+    /// `satisfied`, `basically_satisfied` or `unsatisfied`.
+    pub level: String,
+    pub comment: Option<String>,
+}
+
+/// Answers the survey of a token: a rating in the `service_object` group, once.
+#[utoipa::path(tag = "citizen", params(("token" = String, Path)), request_body = SurveyAnswer, responses(
+    (status = 201, body = crate::http::ratings::RatingReceipt),
+    (status = 404, description = "`not_found`: unknown token"),
+    (status = 409, description = "`survey_already_answered`, or `voting_closed`"),
+    (status = 410, description = "`survey_expired`"),
+    (status = 422, description = "`invalid_request` with the field"),
+))]
+#[post("/surveys/{token}")]
+pub async fn answer(
+    services: web::Data<Services>,
+    path: web::Path<String>,
+    body: web::Json<SurveyAnswer>,
+) -> Result<HttpResponse, ApiError> {
+    let level = Level::parse(&body.level).ok_or_else(|| {
+        ApiError::invalid(
+            "level",
+            "评价须为 satisfied、basically_satisfied 或 unsatisfied",
+        )
+    })?;
+    let comment = crate::domain::rating::comment(body.comment.as_deref())
+        .map_err(|m| ApiError::invalid("comment", m))?;
+    match surveys::answer(&services, &path, level, comment, services.now()).await {
+        Ok(done) => Ok(
+            HttpResponse::Created().json(crate::http::ratings::RatingReceipt::from(done.rating))
+        ),
+        Err(SurveyError::NotFound) => Err(ApiError::NotFound),
+        Err(SurveyError::Expired) => Err(ApiError::refused(
+            actix_web::http::StatusCode::GONE,
+            "survey_expired",
+            "该回访链接已过期，感谢您的关注",
+        )),
+        Err(SurveyError::Rate(e)) => Err(e.into()),
+        Err(SurveyError::Store(e)) => Err(e.into()),
+    }
 }

@@ -81,6 +81,8 @@ pub enum RatingRefusal {
     AlreadyRated,
     /// The voter used the day's ratings.
     DailyExhausted,
+    /// The survey was answered already.
+    SurveyAnswered,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -284,6 +286,9 @@ pub struct NewRating {
     pub quota_day: chrono::NaiveDate,
     /// Ratings a voter may give per quota day.
     pub per_day: u32,
+    /// The survey record this rating answers (SMS surveys): marked answered in the same
+    /// transaction, once.
+    pub survey_record_id: Option<i64>,
     pub idempotency_key: Option<String>,
     pub request_hash: String,
     pub rated_at: DateTime<Utc>,
@@ -391,6 +396,32 @@ pub struct NewSurveyRecord {
     pub visited_on: chrono::NaiveDate,
     pub phone_hash: String,
     pub phone_enc: String,
+}
+
+/// A survey SMS to send, claimed by this instance until its lease ends.
+#[derive(Debug, Clone)]
+pub struct ClaimedSend {
+    pub id: i64,
+    pub campaign_id: i64,
+    /// `None` when the number was cleared (retention) before the send.
+    pub phone_enc: Option<String>,
+    pub attempts: u32,
+    /// Which of the tokens given to `claim_sends` the record now answers to.
+    pub token_index: usize,
+}
+
+/// A survey as its page shows it.
+#[derive(Debug, Clone)]
+pub struct SurveyView {
+    pub record_id: i64,
+    pub campaign_id: i64,
+    pub target_id: i64,
+    pub target_name: String,
+    /// The unit's name, when the target is a department of it.
+    pub unit_name: Option<String>,
+    pub visited_on: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub answered: bool,
 }
 
 /// Points an organizer enters for a unit's component of the annual score.
@@ -845,6 +876,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<bool>>;
     /// Clears the phone numbers (sealed and hashed) of records created before `before`.
     async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Claims up to `token_hashes.len()` queued sends that are due, each with one of the
+    /// tokens (its hash stored, valid until `expires_at`), leased until `lease_until`.
+    async fn claim_sends(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token_hashes: &[String],
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedSend>>;
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()>;
+    /// A failed send: queued again at `retry_at`, or failed for good (`None`).
+    async fn mark_send_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Sends whose lease ended while `sending` (the instance stopped mid-send): their
+    /// outcome is unknown, so they are failed, never sent again blindly.
+    async fn fail_interrupted_sends(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    async fn survey_by_token(&self, token_hash: &str) -> StoreResult<Option<SurveyView>>;
+    /// How many records are in each send status.
+    async fn send_counts(&self, campaign_id: i64) -> StoreResult<Vec<(String, u64)>>;
 
     // The review.
     /// Moves the selected ballots' statuses and records the decision in the chain, in one

@@ -41,7 +41,7 @@ macro_rules! opinion_columns {
 }
 
 macro_rules! sql_store {
-    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, ballot_writer: $writer:ident) => {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
         type DbConn = <$db as sqlx::Database>::Connection;
 
@@ -722,6 +722,19 @@ macro_rules! sql_store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "rating"))?;
+                if let Some(record) = r.survey_record_id {
+                    let marked = sqlx::query(
+                        "UPDATE survey_records SET answered_at = $1, rating_id = $2 WHERE id = $3 AND answered_at IS NULL",
+                    )
+                    .bind(r.rated_at)
+                    .bind(id)
+                    .bind(record)
+                    .execute(&mut *tx)
+                    .await?;
+                    if marked.rows_affected() == 0 {
+                        return refuse(RatingRefusal::SurveyAnswered);
+                    }
+                }
                 let mut opinion_id = None;
                 if r.level == Level::Unsatisfied && !r.comment.is_empty() {
                     opinion_id = Some(
@@ -1007,6 +1020,120 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn claim_sends(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                token_hashes: &[String],
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<Vec<ClaimedSend>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let rows = sqlx::query(concat!(
+                    "SELECT id, campaign_id, phone_enc, attempts FROM survey_records \
+                     WHERE send_status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now)
+                .bind(token_hashes.len() as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for (i, r) in rows.iter().enumerate() {
+                    let id: i64 = r.try_get("id")?;
+                    sqlx::query(
+                        "UPDATE survey_records SET send_status = 'sending', next_attempt_at = $1, token_hash = $2, \
+                         expires_at = $3, attempts = attempts + 1 WHERE id = $4",
+                    )
+                    .bind(lease_until)
+                    .bind(&token_hashes[i])
+                    .bind(expires_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    claimed.push(ClaimedSend {
+                        id,
+                        campaign_id: r.try_get("campaign_id")?,
+                        phone_enc: r.try_get("phone_enc")?,
+                        attempts: r.try_get::<i32, _>("attempts")?.max(0) as u32 + 1,
+                        token_index: i,
+                    });
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE survey_records SET send_status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
+                    .bind(at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mark_send_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
+                let status = if retry_at.is_some() { "queued" } else { "failed" };
+                sqlx::query(
+                    "UPDATE survey_records SET send_status = $1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at) \
+                     WHERE id = $4",
+                )
+                .bind(status)
+                .bind(error)
+                .bind(retry_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fail_interrupted_sends(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE survey_records SET send_status = 'failed', last_error = 'interrupted: outcome unknown' \
+                     WHERE send_status = 'sending' AND next_attempt_at < $1",
+                )
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn survey_by_token(&self, token_hash: &str) -> StoreResult<Option<SurveyView>> {
+                let row = sqlx::query(
+                    "SELECT s.id, s.campaign_id, s.target_id, t.name AS target_name, p.name AS unit_name, s.visited_on, \
+                     s.expires_at, s.answered_at IS NOT NULL AS answered \
+                     FROM survey_records s JOIN targets t ON t.id = s.target_id LEFT JOIN targets p ON p.id = t.parent_id \
+                     WHERE s.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(SurveyView {
+                        record_id: r.try_get("id")?,
+                        campaign_id: r.try_get("campaign_id")?,
+                        target_id: r.try_get("target_id")?,
+                        target_name: r.try_get("target_name")?,
+                        unit_name: r.try_get("unit_name")?,
+                        visited_on: r.try_get("visited_on")?,
+                        expires_at: r.try_get("expires_at")?,
+                        answered: r.try_get("answered")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn send_counts(&self, campaign_id: i64) -> StoreResult<Vec<(String, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT send_status, COUNT(*) AS n FROM survey_records WHERE campaign_id = $1 GROUP BY send_status ORDER BY send_status",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("send_status")?, r.try_get::<i64, _>("n")?.max(0) as u64)))
+                    .collect()
             }
 
             async fn decide(&self, actor: &Actor, d: &Decision) -> StoreResult<Option<Decided>> {

@@ -213,6 +213,8 @@ async fn the_openapi_document_describes_every_route() {
             "/api/v1/admin/campaigns/{campaign_id}/survey-records",
             "post",
         ),
+        ("/api/v1/surveys/{token}", "post"),
+        ("/s/{token}", "get"),
         ("/api/v1/admin/opinions", "get"),
         ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),
     ];

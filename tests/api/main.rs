@@ -20,3 +20,4 @@ mod recovery;
 mod review;
 mod risk;
 mod staff_auth;
+mod surveys;

@@ -1,0 +1,324 @@
+//! SMS callback surveys: each imported record gets one SMS with a one-time link; the link
+//! opens a small page and answers once, as a rating of the `service_object` group.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use minyi::app::sms::{self, Gateway, GatewayError, Round};
+use minyi::domain::staff::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_survey_sms_is_sent_once_and_answered_once,
+    failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
+);
+
+/// A gateway that keeps what it was asked to send, or refuses with `refuse`.
+#[derive(Default)]
+struct Capture {
+    sent: Mutex<Vec<(i64, String, String)>>,
+    refuse: Mutex<Option<GatewayError>>,
+}
+
+#[async_trait]
+impl Gateway for Capture {
+    fn name(&self) -> &'static str {
+        "capture"
+    }
+
+    async fn send(&self, record_id: i64, phone: &str, link: &str) -> Result<(), GatewayError> {
+        if let Some(e) = self.refuse.lock().unwrap().clone() {
+            return Err(e);
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .push((record_id, phone.to_string(), link.to_string()));
+        Ok(())
+    }
+}
+
+/// An evaluation with 示例市人民医院 › 急诊科; the app sends nothing by itself.
+async fn setup(backend: Backend) -> (TestApp, String, String, String) {
+    let app = TestApp::spawn_with(backend, &[("sms_sender", "false")]).await;
+    let org = app.staff("sms.organizer", Role::Organizer).await;
+    let now = chrono::Utc::now();
+    let c = app
+        .post(
+            "/api/v1/admin/campaigns",
+            &json!({"kind": "evaluation", "title": "短信回访",
+                    "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(30)}]}),
+            Some(&org),
+        )
+        .await;
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let target = |body: Value| {
+        let (app, org, id) = (&app, &org, &id);
+        async move {
+            let t = app
+                .post(
+                    &format!("/api/v1/admin/campaigns/{id}/targets"),
+                    &body,
+                    Some(org),
+                )
+                .await;
+            t.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let hospital = target(json!({"name": "示例市人民医院", "code": "H01"})).await;
+    let emergency =
+        target(json!({"name": "急诊科", "code": "H01-JZ", "parent_id": hospital})).await;
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/open"),
+        &json!({}),
+        Some(&org),
+    )
+    .await;
+    (app, id, org, emergency)
+}
+
+async fn import(app: &TestApp, id: &str, org: &str, target: &str, phones: &[&str]) {
+    let day = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .to_string();
+    let records: Vec<Value> = phones
+        .iter()
+        .map(|p| json!({"phone": p, "target_id": target, "visited_on": day}))
+        .collect();
+    let r = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/survey-records"),
+            &json!({"records": records}),
+            Some(org),
+        )
+        .await;
+    assert_eq!(r.body["imported"], phones.len(), "{}", r.text);
+}
+
+fn token_of(link: &str) -> String {
+    link.rsplit('/').next().unwrap().to_string()
+}
+
+async fn answer(app: &TestApp, token: &str, level: &str, comment: &str) -> Reply {
+    app.post(
+        &format!("/api/v1/surveys/{token}"),
+        &json!({"level": level, "comment": comment}),
+        None,
+    )
+    .await
+}
+
+async fn a_survey_sms_is_sent_once_and_answered_once(backend: Backend) {
+    let (app, id, org, emergency) = setup(backend).await;
+    import(
+        &app,
+        &id,
+        &org,
+        &emergency,
+        &["13800138000", "13900001111", "13700002222"],
+    )
+    .await;
+    let gateway = Capture::default();
+    let throttle = sms::throttle(100);
+    let now = chrono::Utc::now();
+    let round = sms::send_due(&app.services, &gateway, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        round,
+        Round {
+            sent: 3,
+            retried: 0,
+            failed: 0
+        }
+    );
+    // Nothing is sent twice.
+    let again = sms::send_due(&app.services, &gateway, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(again, Round::default());
+    let sent = gateway.sent.lock().unwrap().clone();
+    let phones: Vec<&str> = sent.iter().map(|(_, p, _)| p.as_str()).collect();
+    assert_eq!(phones, ["13800138000", "13900001111", "13700002222"]);
+    let tokens: Vec<String> = sent.iter().map(|(_, _, l)| token_of(l)).collect();
+    assert!(sent[0].2.starts_with("http://127.0.0.1:8080/s/"));
+    assert!(tokens.iter().all(|t| t.len() == 32));
+    // Only the tokens' hashes are kept.
+    let stored = app
+        .raw_sql_rows("SELECT token_hash, send_status FROM survey_records ORDER BY id")
+        .await;
+    assert!(
+        stored
+            .iter()
+            .all(|r| r[1] == "sent" && !tokens.contains(&r[0]))
+    );
+
+    // The page shows the visit; the answer counts once, in the service-object group.
+    let page = app
+        .client
+        .get(app.url(&format!("/s/{}", tokens[0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("示例市人民医院 急诊科"), "{html}");
+    assert!(html.contains("基本满意"));
+    let first = answer(&app, &tokens[0], "unsatisfied", "候诊时间太长").await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["group"], "service_object");
+    assert!(first.body["opinion_id"].is_string());
+    answer(&app, &tokens[0], "satisfied", "")
+        .await
+        .assert_error(409, "survey_already_answered");
+    let done = app
+        .client
+        .get(app.url(&format!("/s/{}", tokens[0])))
+        .send()
+        .await
+        .unwrap();
+    assert!(done.text().await.unwrap().contains("您已完成本次回访评价"));
+    // Unknown links.
+    answer(&app, &"0".repeat(32), "satisfied", "")
+        .await
+        .assert_error(404, "not_found");
+    let unknown = app.client.get(app.url("/s/nonsense")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.text().await.unwrap().contains("链接无效"));
+
+    // Twenty taps at once on one link: one rating.
+    let racing =
+        futures_util::future::join_all((0..20).map(|_| answer(&app, &tokens[1], "satisfied", "")))
+            .await;
+    assert_eq!(racing.iter().filter(|r| r.status == 201).count(), 1);
+    assert!(
+        racing
+            .iter()
+            .filter(|r| r.status != 201)
+            .all(|r| r.code() == "survey_already_answered")
+    );
+
+    // An expired link.
+    app.raw_sql(&format!(
+        "UPDATE survey_records SET expires_at = '2000-01-01T00:00:00+00:00' WHERE token_hash = '{}'",
+        sms::token_hash(&tokens[2])
+    ))
+    .await;
+    let late = answer(&app, &tokens[2], "satisfied", "").await;
+    assert_eq!(late.status, 410, "{}", late.text);
+    late.assert_error(410, "survey_expired");
+    let expired = app
+        .client
+        .get(app.url(&format!("/s/{}", tokens[2])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 410);
+    assert!(expired.text().await.unwrap().contains("已过期"));
+
+    let scores = app
+        .get(&format!("/api/v1/admin/campaigns/{id}/scores"), Some(&org))
+        .await;
+    let dept = scores.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target_id"] == emergency.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(dept["groups"][0]["group"], "service_object");
+    assert_eq!(dept["groups"][0]["channel"], "sms");
+    assert_eq!(dept["rated"], 2);
+}
+
+async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent(backend: Backend) {
+    let (app, id, org, emergency) = setup(backend).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let gateway = Capture::default();
+    let throttle = sms::throttle(100);
+    let now = chrono::Utc::now();
+    // The gateway throttles us: queued again, half a minute later.
+    *gateway.refuse.lock().unwrap() = Some(GatewayError {
+        code: "LimitExceeded".into(),
+        retryable: true,
+    });
+    let r = sms::send_due(&app.services, &gateway, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(r.retried, 1);
+    let row = app
+        .raw_sql_rows("SELECT send_status, last_error, CAST(attempts AS TEXT) FROM survey_records")
+        .await;
+    assert_eq!(row[0], ["queued", "LimitExceeded", "1"]);
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, now)
+            .await
+            .unwrap(),
+        Round::default()
+    );
+    // Due after the backoff, and the gateway answers: sent.
+    *gateway.refuse.lock().unwrap() = None;
+    let later = now + chrono::Duration::minutes(2);
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, later)
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    assert_eq!(gateway.sent.lock().unwrap().len(), 1);
+
+    // A refusal for good (a bad number at the gateway) fails at once.
+    import(&app, &id, &org, &emergency, &["13900001111"]).await;
+    *gateway.refuse.lock().unwrap() = Some(GatewayError {
+        code: "InvalidPhoneNumber".into(),
+        retryable: false,
+    });
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, later)
+            .await
+            .unwrap()
+            .failed,
+        1
+    );
+
+    // A claim whose instance died mid-send: its outcome is unknown, so it is failed and
+    // reported, never sent a second time.
+    import(&app, &id, &org, &emergency, &["13700002222"]).await;
+    let claimed = app
+        .services
+        .store
+        .claim_sends(
+            later,
+            later + chrono::Duration::minutes(2),
+            &[sms::token_hash("x")],
+            later + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    *gateway.refuse.lock().unwrap() = None;
+    let after = later + chrono::Duration::minutes(5);
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, after)
+            .await
+            .unwrap(),
+        Round::default()
+    );
+    assert_eq!(gateway.sent.lock().unwrap().len(), 1);
+    let statuses = app
+        .raw_sql_rows("SELECT send_status, last_error FROM survey_records ORDER BY id")
+        .await;
+    assert_eq!(
+        statuses,
+        [
+            vec!["sent".to_string(), String::new()],
+            vec!["failed".into(), "InvalidPhoneNumber".into()],
+            vec!["failed".into(), "interrupted: outcome unknown".into()],
+        ]
+    );
+}
