@@ -5,6 +5,7 @@ mod helpers;
 mod audit_chain;
 pub mod ballots;
 mod blocks;
+mod browser;
 mod campaign_admin;
 mod campaigns_read;
 mod challenge;

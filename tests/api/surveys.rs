@@ -18,9 +18,9 @@ on_both_backends!(
 
 /// A gateway that keeps what it was asked to send, or refuses with `refuse`.
 #[derive(Default)]
-struct Capture {
-    sent: Mutex<Vec<(i64, String, String)>>,
-    refuse: Mutex<Option<GatewayError>>,
+pub struct Capture {
+    pub sent: Mutex<Vec<(i64, String, String)>>,
+    pub refuse: Mutex<Option<GatewayError>>,
 }
 
 #[async_trait]
@@ -42,7 +42,7 @@ impl Gateway for Capture {
 }
 
 /// An evaluation with 示例市人民医院 › 急诊科; the app sends nothing by itself.
-async fn setup(backend: Backend) -> (TestApp, String, String, String) {
+pub async fn setup(backend: Backend) -> (TestApp, String, String, String) {
     let app = TestApp::spawn_with(backend, &[("sms_sender", "false")]).await;
     let org = app.staff("sms.organizer", Role::Organizer).await;
     let now = chrono::Utc::now();
@@ -80,7 +80,7 @@ async fn setup(backend: Backend) -> (TestApp, String, String, String) {
     (app, id, org, emergency)
 }
 
-async fn import(app: &TestApp, id: &str, org: &str, target: &str, phones: &[&str]) {
+pub async fn import(app: &TestApp, id: &str, org: &str, target: &str, phones: &[&str]) {
     let day = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive()
@@ -99,7 +99,7 @@ async fn import(app: &TestApp, id: &str, org: &str, target: &str, phones: &[&str
     assert_eq!(r.body["imported"], phones.len(), "{}", r.text);
 }
 
-fn token_of(link: &str) -> String {
+pub fn token_of(link: &str) -> String {
     link.rsplit('/').next().unwrap().to_string()
 }
 
