@@ -55,6 +55,14 @@ struct RawSettings {
     #[serde(deserialize_with = "flag")]
     sms_sender: bool,
     sms_per_second: u32,
+    sms_api_base: Option<String>,
+    sms_secret_id: Option<String>,
+    sms_secret_key: Option<String>,
+    sms_app_id: Option<String>,
+    sms_sign_name: Option<String>,
+    sms_template_id: Option<String>,
+    sms_region: String,
+    sms_timeout_ms: u64,
     survey_ttl_days: u32,
     public_base_url: String,
 }
@@ -97,6 +105,14 @@ impl Default for RawSettings {
             sms_gateway: "log".into(),
             sms_sender: true,
             sms_per_second: 10,
+            sms_api_base: None,
+            sms_secret_id: None,
+            sms_secret_key: None,
+            sms_app_id: None,
+            sms_sign_name: None,
+            sms_template_id: None,
+            sms_region: "ap-guangzhou".into(),
+            sms_timeout_ms: 5_000,
             survey_ttl_days: 14,
             public_base_url: "http://127.0.0.1:8080".into(),
         }
@@ -165,6 +181,20 @@ pub struct SmsSettings {
     pub survey_ttl: Duration,
     /// Where citizens reach the service: links are `<base>/s/<token>`.
     pub public_base_url: String,
+    /// The gateway's account, for `tencent`.
+    pub tencent: Option<TencentSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TencentSettings {
+    pub api_base: String,
+    pub secret_id: String,
+    pub secret_key: Secret,
+    pub region: String,
+    pub app_id: String,
+    pub sign_name: String,
+    pub template_id: String,
+    pub timeout: Duration,
 }
 
 /// Rate limits per route class (`None`: off), and how many keys each in-process limiter
@@ -381,15 +411,45 @@ impl Settings {
                     })?,
             ),
         };
-        if raw.sms_gateway != "log" {
-            return Err(bad(
-                "MINYI_SMS_GATEWAY",
-                format!(
-                    "`{}`: only `log` is available yet (tencent and aliyun are being built)",
-                    raw.sms_gateway
-                ),
-            ));
-        }
+        let tencent = match raw.sms_gateway.as_str() {
+            "log" => None,
+            "tencent" => {
+                let need = |name: &str, v: &Option<String>| {
+                    v.clone()
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or_else(|| bad(name, "is required with MINYI_SMS_GATEWAY=tencent"))
+                };
+                let api_base = raw
+                    .sms_api_base
+                    .clone()
+                    .unwrap_or_else(|| "https://sms.tencentcloudapi.com".into());
+                if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
+                    return Err(bad(
+                        "MINYI_SMS_API_BASE",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                if raw.sms_timeout_ms == 0 {
+                    return Err(bad("MINYI_SMS_TIMEOUT_MS", "must be greater than 0"));
+                }
+                Some(TencentSettings {
+                    api_base,
+                    secret_id: need("MINYI_SMS_SECRET_ID", &raw.sms_secret_id)?,
+                    secret_key: Secret(need("MINYI_SMS_SECRET_KEY", &raw.sms_secret_key)?),
+                    region: raw.sms_region.clone(),
+                    app_id: need("MINYI_SMS_APP_ID", &raw.sms_app_id)?,
+                    sign_name: need("MINYI_SMS_SIGN_NAME", &raw.sms_sign_name)?,
+                    template_id: need("MINYI_SMS_TEMPLATE_ID", &raw.sms_template_id)?,
+                    timeout: Duration::from_millis(raw.sms_timeout_ms),
+                })
+            }
+            other => {
+                return Err(bad(
+                    "MINYI_SMS_GATEWAY",
+                    format!("`{other}`: use log or tencent (aliyun is being built)"),
+                ));
+            }
+        };
         if !(1..=1000).contains(&raw.sms_per_second) {
             return Err(bad("MINYI_SMS_PER_SECOND", "must be between 1 and 1000"));
         }
@@ -453,6 +513,7 @@ impl Settings {
                 per_second: raw.sms_per_second,
                 survey_ttl: Duration::from_secs(u64::from(raw.survey_ttl_days) * 86_400),
                 public_base_url: raw.public_base_url.trim_end_matches('/').to_string(),
+                tencent,
             },
         })
     }

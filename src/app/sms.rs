@@ -159,9 +159,12 @@ pub async fn send_due(
     Ok(round)
 }
 
-/// The configured gateway (`log` is the only one yet: the settings refuse the others).
-pub fn gateway(_settings: &crate::config::Settings) -> Box<dyn Gateway> {
-    Box::new(LogGateway)
+/// The configured gateway.
+pub fn gateway(settings: &crate::config::Settings) -> Box<dyn Gateway> {
+    match &settings.sms.tencent {
+        Some(t) => Box::new(crate::integrations::tencent_sms::TencentSms::new(t)),
+        None => Box::new(LogGateway),
+    }
 }
 
 /// Sends survey SMS for as long as the service runs.

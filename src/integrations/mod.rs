@@ -1,4 +1,5 @@
 //! Clients for the services outside our walls. Each has a configurable base URL so that the
 //! tests can run it against a local fake that speaks the documented protocol.
 
+pub mod tencent_sms;
 pub mod wechat;

@@ -20,5 +20,6 @@ mod ratings;
 mod recovery;
 mod review;
 mod risk;
+mod sms_gateways;
 mod staff_auth;
 mod surveys;

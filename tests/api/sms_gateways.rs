@@ -1,0 +1,190 @@
+//! The Tencent Cloud SMS client against a local fake that checks requests as Tencent does:
+//! the TC3-HMAC-SHA256 signature recomputed from what arrived on the wire (host, timestamp,
+//! body), the action and version headers, and the fields of `SendSms`.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use minyi::app::sms::{self, Round};
+use minyi::config::{Secret, TencentSettings};
+use minyi::integrations::tencent_sms::{TencentSms, authorization};
+use serde_json::{Value, json};
+
+use crate::surveys::{import, setup};
+
+const SECRET_ID: &str = "AKIDfakefakefakefakefake";
+const SECRET_KEY: &str = "fake-secret-key-0123456789";
+
+/// What the fake does with a well-signed request.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Accept,
+    Throttle,
+}
+
+struct FakeTencent {
+    base: String,
+    mode: Arc<Mutex<Mode>>,
+    /// The bodies of the requests it accepted.
+    accepted: Arc<Mutex<Vec<Value>>>,
+    _server: actix_web::dev::ServerHandle,
+}
+
+fn error(code: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({"Response": {"Error": {"Code": code, "Message": code}, "RequestId": "fake"}}))
+}
+
+async fn send_sms(
+    req: HttpRequest,
+    body: String,
+    mode: web::Data<Arc<Mutex<Mode>>>,
+    accepted: web::Data<Arc<Mutex<Vec<Value>>>>,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    if header("X-TC-Action") != "SendSms" || header("X-TC-Version") != "2021-01-11" {
+        return error("InvalidAction");
+    }
+    if header("Content-Type") != "application/json; charset=utf-8" {
+        return error("InvalidParameter.ContentType");
+    }
+    let Ok(timestamp) = header("X-TC-Timestamp").parse::<i64>() else {
+        return error("MissingParameter");
+    };
+    if (chrono::Utc::now().timestamp() - timestamp).abs() > 300 {
+        return error("AuthFailure.SignatureExpire");
+    }
+    let expected = authorization(
+        SECRET_ID,
+        SECRET_KEY,
+        "sms",
+        &header("Host"),
+        timestamp,
+        &body,
+    );
+    if header("Authorization") != expected {
+        return error("AuthFailure.SignatureFailure");
+    }
+    let Ok(fields) = serde_json::from_str::<Value>(&body) else {
+        return error("InvalidParameter");
+    };
+    if *mode.lock().unwrap() == Mode::Throttle {
+        return error("LimitExceeded.PhoneNumberThirtySecondLimit");
+    }
+    let phone = fields["PhoneNumberSet"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    accepted.lock().unwrap().push(fields);
+    HttpResponse::Ok().json(json!({"Response": {"SendStatusSet": [{"SerialNo": "2028:1", "PhoneNumber": phone,
+        "Fee": 1, "SessionContext": "", "Code": "Ok", "Message": "send success", "IsoCode": "CN"}], "RequestId": "fake"}}))
+}
+
+impl FakeTencent {
+    fn start() -> Self {
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let accepted: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (m, a) = (mode.clone(), accepted.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(m.clone()))
+                .app_data(web::Data::new(a.clone()))
+                .route("/", web::post().to(send_sms))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base,
+            mode,
+            accepted,
+            _server: handle,
+        }
+    }
+
+    fn client(&self, secret_key: &str) -> TencentSms {
+        TencentSms::new(&TencentSettings {
+            api_base: self.base.clone(),
+            secret_id: SECRET_ID.into(),
+            secret_key: Secret::new(secret_key),
+            region: "ap-guangzhou".into(),
+            app_id: "1400000000".into(),
+            sign_name: "示例市卫健委".into(),
+            template_id: "1234567".into(),
+            timeout: std::time::Duration::from_secs(5),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tencent_client_is_signed_as_tencent_checks_it() {
+    let fake = FakeTencent::start();
+    let (app, id, org, emergency) = setup(crate::helpers::Backend::Sqlite).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let throttle = sms::throttle(100);
+    let now = chrono::Utc::now();
+
+    // A wrong key: Tencent refuses the signature, for good.
+    let wrong = fake.client("not-the-key");
+    let r = sms::send_due(&app.services, &wrong, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 1);
+    let row = app
+        .raw_sql_rows("SELECT send_status, last_error FROM survey_records")
+        .await;
+    assert_eq!(row[0], ["failed", "AuthFailure.SignatureFailure"]);
+
+    // Throttled: queued again; then accepted.
+    import(&app, &id, &org, &emergency, &["13900001111"]).await;
+    let client = fake.client(SECRET_KEY);
+    *fake.mode.lock().unwrap() = Mode::Throttle;
+    let now = chrono::Utc::now();
+    let r = sms::send_due(&app.services, &client, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(r.retried, 1);
+    *fake.mode.lock().unwrap() = Mode::Accept;
+    let later = now + chrono::Duration::minutes(1);
+    let r = sms::send_due(&app.services, &client, &throttle, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Round {
+            sent: 1,
+            retried: 0,
+            failed: 0
+        }
+    );
+    let accepted = fake.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 1);
+    let sent = &accepted[0];
+    assert_eq!(sent["PhoneNumberSet"], json!(["+8613900001111"]));
+    assert_eq!(
+        (&sent["SmsSdkAppId"], &sent["SignName"], &sent["TemplateId"]),
+        (
+            &json!("1400000000"),
+            &json!("示例市卫健委"),
+            &json!("1234567")
+        )
+    );
+    let link = sent["TemplateParamSet"][0].as_str().unwrap();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/s/")
+            && link.len() == "http://127.0.0.1:8080/s/".len() + 32,
+        "{link}"
+    );
+    assert!(sent["SessionContext"].is_string());
+}
