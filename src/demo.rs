@@ -1,11 +1,16 @@
-//! `minyi demo`: seeds a sample selection campaign into an empty database so that a new user
-//! has something to look at. Everything in it is made up.
+//! `minyi demo`: seeds a sample selection campaign and a sample evaluation (with SMS survey
+//! links to open in a browser) into an empty database so that a new user has something to
+//! look at. Everything in it is made up.
 
 use chrono::{Duration, Utc};
 
+use crate::app::Services;
+use crate::app::surveys::RecordIn;
 use crate::domain::campaign::{Kind, Phase, PhaseWindow, Rules, ShowCounts};
 use crate::domain::record::Actor;
-use crate::store::{CandidateStatus, NewCampaign, NewCandidate, Store, StoreResult};
+use crate::store::{
+    CandidateStatus, NewCampaign, NewCandidate, NewTarget, Store, StoreResult, TargetParent,
+};
 
 const SEED: Actor = Actor::System("demo seed");
 
@@ -113,4 +118,109 @@ pub async fn seed(store: &dyn Store) -> StoreResult<i64> {
     }
     store.open_campaign(&SEED, campaign_id).await?;
     Ok(campaign_id)
+}
+
+pub const EVALUATION_TITLE: &str = "2026年度“万人双评议”网络评议（演示）";
+
+/// A gateway that keeps the links it is asked to send: the demo prints them, so that a new
+/// user can open one in a browser (the numbers are made up and go nowhere).
+#[derive(Default)]
+struct KeepLinks(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl crate::app::sms::Gateway for KeepLinks {
+    fn name(&self) -> &'static str {
+        "demo"
+    }
+
+    async fn send(
+        &self,
+        _record_id: i64,
+        _phone: &str,
+        link: &str,
+    ) -> Result<(), crate::app::sms::GatewayError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(link.to_string());
+        Ok(())
+    }
+}
+
+/// Seeds the demo evaluation (the hospitals and some departments, in its rating window) with
+/// three service records whose survey SMS are "sent" at once; returns its id and the survey
+/// links (none when it was seeded on an earlier run).
+pub async fn seed_evaluation(services: &Services) -> anyhow::Result<(i64, Vec<String>)> {
+    let store = services.store.as_ref();
+    if let Some(existing) = store
+        .list_campaigns(true)
+        .await?
+        .into_iter()
+        .find(|c| c.title == EVALUATION_TITLE)
+    {
+        return Ok((existing.id, Vec::new()));
+    }
+    let now = Utc::now();
+    let campaign_id = store
+        .create_campaign(&SEED, &NewCampaign {
+            kind: Kind::Evaluation,
+            title: EVALUATION_TITLE.into(),
+            description: "群众、服务对象（短信回访）、党员、领导和行风监督员对全市卫生健康单位及科室的服务进行评议。（演示数据，均为虚构）".into(),
+            timezone: "Asia/Shanghai".into(),
+            phases: vec![PhaseWindow {
+                phase: Phase::Voting,
+                starts_at: now - Duration::days(1),
+                ends_at: now + Duration::days(60),
+            }],
+            rules: Rules::default(),
+        })
+        .await?
+        .id;
+    let units: Vec<NewTarget> = HOSPITALS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| NewTarget {
+            code: format!("H{:02}", i + 1),
+            name: (*name).into(),
+            parent: TargetParent::Root,
+        })
+        .collect();
+    let units = store.add_targets(&SEED, campaign_id, &units, None).await?;
+    let departments: Vec<NewTarget> = units
+        .iter()
+        .take(2)
+        .flat_map(|u| {
+            ["门诊部", "急诊科"]
+                .into_iter()
+                .enumerate()
+                .map(|(j, d)| NewTarget {
+                    code: format!("{}-{}", u.code, j + 1),
+                    name: d.into(),
+                    parent: TargetParent::Id(u.id),
+                })
+        })
+        .collect();
+    let departments = store
+        .add_targets(&SEED, campaign_id, &departments, None)
+        .await?;
+    store.open_campaign(&SEED, campaign_id).await?;
+    let today = now
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .to_string();
+    let targets: Vec<String> = departments.iter().map(|d| d.id.to_string()).collect();
+    let records: Vec<RecordIn<'_>> = ["13800000001", "13800000002", "13800000003"]
+        .iter()
+        .zip(targets.iter().cycle())
+        .map(|(phone, target)| RecordIn {
+            phone,
+            target_id: target,
+            visited_on: &today,
+        })
+        .collect();
+    crate::app::surveys::import(services, &SEED, campaign_id, &records, now).await?;
+    let keep = KeepLinks::default();
+    crate::app::sms::send_due(services, &keep, &crate::app::sms::throttle(100), Utc::now()).await?;
+    let links = keep.0.into_inner().unwrap_or_default();
+    Ok((campaign_id, links))
 }

@@ -127,10 +127,18 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
         Command::Demo { bind } => {
             override_bind(&mut settings, bind)?;
             settings.dev_login = true;
+            // Survey links point at the demo itself; the sender starts after the seed, which
+            // sends the seeded surveys itself to print their links.
+            settings.sms.public_base_url = format!("http://{}", settings.bind);
+            let sender = std::mem::replace(&mut settings.sms.sender, false);
             telemetry::init(&settings);
             let app = Application::build(settings).await?;
             let services = app.services().clone();
             let campaign_id = demo::seed(services.store.as_ref()).await?;
+            let (evaluation_id, links) = demo::seed_evaluation(&services).await?;
+            if sender {
+                tokio::spawn(minyi::app::sms::send_forever(services.clone()));
+            }
             let password = demo_password();
             let account = match staff_auth::create_user(
                 services.store.as_ref(),
@@ -154,10 +162,23 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                  \nTry:\n  curl {base}/api/v1/campaigns\n  curl '{base}/api/v1/campaigns/{campaign_id}/candidates?q=王'\n  \
                  curl -X POST {base}/api/v1/auth/dev -H 'content-type: application/json' -d '{{\"openid\":\"demo-user\"}}'\n  \
                  curl -X POST {base}/api/v1/admin/login -H 'content-type: application/json' -d '{{\"username\":\"demo-admin\",\"password\":\"...\"}}'\n  \
-                 open {base}/api/v1/openapi.json\n\nStop with Ctrl-C.\n",
+                 open {base}/api/v1/openapi.json\n",
                 redact_url(services.settings.database_url.expose()),
                 demo::DEMO_TITLE,
             );
+            println!(
+                "  evaluation   {} (id {evaluation_id})",
+                demo::EVALUATION_TITLE
+            );
+            if links.is_empty() {
+                println!("  (its SMS survey links were printed on the first run)");
+            } else {
+                println!("  SMS survey links (open one in a browser and answer it):");
+                for link in &links {
+                    println!("    {link}");
+                }
+            }
+            println!("\nStop with Ctrl-C.");
             app.run_until_stopped().await?;
         }
         Command::Verify { campaign, file } => {

@@ -322,3 +322,24 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_evaluation_gives_survey_links_a_new_user_can_answer() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("sms_sender", "false")]).await;
+    let (id, links) = minyi::demo::seed_evaluation(&app.services).await.unwrap();
+    assert_eq!(links.len(), 3);
+    let token = token_of(&links[0]);
+    let page = app
+        .client
+        .get(app.url(&format!("/s/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("示例市人民医院"));
+    let r = answer(&app, &token, "satisfied", "").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Seeded once: a second run finds it and sends nothing new.
+    let (again, none) = minyi::demo::seed_evaluation(&app.services).await.unwrap();
+    assert_eq!((again, none.len()), (id, 0));
+}
