@@ -181,17 +181,21 @@ pub struct SmsSettings {
     pub survey_ttl: Duration,
     /// Where citizens reach the service: links are `<base>/s/<token>`.
     pub public_base_url: String,
-    /// The gateway's account, for `tencent`.
-    pub tencent: Option<TencentSettings>,
+    /// The gateway's account, for `tencent` and `aliyun`.
+    pub account: Option<GatewayAccount>,
 }
 
+/// An SMS gateway account (Tencent Cloud or Aliyun).
 #[derive(Debug, Clone)]
-pub struct TencentSettings {
+pub struct GatewayAccount {
     pub api_base: String,
+    /// Tencent's `SecretId`, Aliyun's `AccessKeyId`.
     pub secret_id: String,
     pub secret_key: Secret,
+    /// Tencent only: the region header and `SmsSdkAppId`.
     pub region: String,
     pub app_id: String,
+    /// The approved signature (签名) and template (模板).
     pub sign_name: String,
     pub template_id: String,
     pub timeout: Duration,
@@ -411,18 +415,24 @@ impl Settings {
                     })?,
             ),
         };
-        let tencent = match raw.sms_gateway.as_str() {
+        let account = match raw.sms_gateway.as_str() {
             "log" => None,
-            "tencent" => {
+            gateway @ ("tencent" | "aliyun") => {
                 let need = |name: &str, v: &Option<String>| {
-                    v.clone()
-                        .filter(|v| !v.trim().is_empty())
-                        .ok_or_else(|| bad(name, "is required with MINYI_SMS_GATEWAY=tencent"))
+                    v.clone().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                        bad(
+                            name,
+                            format!("is required with MINYI_SMS_GATEWAY={gateway}"),
+                        )
+                    })
                 };
-                let api_base = raw
-                    .sms_api_base
-                    .clone()
-                    .unwrap_or_else(|| "https://sms.tencentcloudapi.com".into());
+                let api_base = raw.sms_api_base.clone().unwrap_or_else(|| {
+                    match gateway {
+                        "tencent" => "https://sms.tencentcloudapi.com",
+                        _ => "https://dysmsapi.aliyuncs.com",
+                    }
+                    .into()
+                });
                 if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
                     return Err(bad(
                         "MINYI_SMS_API_BASE",
@@ -432,12 +442,16 @@ impl Settings {
                 if raw.sms_timeout_ms == 0 {
                     return Err(bad("MINYI_SMS_TIMEOUT_MS", "must be greater than 0"));
                 }
-                Some(TencentSettings {
+                Some(GatewayAccount {
                     api_base,
                     secret_id: need("MINYI_SMS_SECRET_ID", &raw.sms_secret_id)?,
                     secret_key: Secret(need("MINYI_SMS_SECRET_KEY", &raw.sms_secret_key)?),
                     region: raw.sms_region.clone(),
-                    app_id: need("MINYI_SMS_APP_ID", &raw.sms_app_id)?,
+                    app_id: if gateway == "tencent" {
+                        need("MINYI_SMS_APP_ID", &raw.sms_app_id)?
+                    } else {
+                        String::new()
+                    },
                     sign_name: need("MINYI_SMS_SIGN_NAME", &raw.sms_sign_name)?,
                     template_id: need("MINYI_SMS_TEMPLATE_ID", &raw.sms_template_id)?,
                     timeout: Duration::from_millis(raw.sms_timeout_ms),
@@ -446,7 +460,7 @@ impl Settings {
             other => {
                 return Err(bad(
                     "MINYI_SMS_GATEWAY",
-                    format!("`{other}`: use log or tencent (aliyun is being built)"),
+                    format!("`{other}`: use log, tencent or aliyun"),
                 ));
             }
         };
@@ -513,7 +527,7 @@ impl Settings {
                 per_second: raw.sms_per_second,
                 survey_ttl: Duration::from_secs(u64::from(raw.survey_ttl_days) * 86_400),
                 public_base_url: raw.public_base_url.trim_end_matches('/').to_string(),
-                tencent,
+                account,
             },
         })
     }

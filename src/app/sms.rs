@@ -161,9 +161,11 @@ pub async fn send_due(
 
 /// The configured gateway.
 pub fn gateway(settings: &crate::config::Settings) -> Box<dyn Gateway> {
-    match &settings.sms.tencent {
-        Some(t) => Box::new(crate::integrations::tencent_sms::TencentSms::new(t)),
-        None => Box::new(LogGateway),
+    use crate::integrations::{aliyun_sms::AliyunSms, tencent_sms::TencentSms};
+    match (settings.sms.gateway.as_str(), &settings.sms.account) {
+        ("tencent", Some(a)) => Box::new(TencentSms::new(a)),
+        ("aliyun", Some(a)) => Box::new(AliyunSms::new(a)),
+        _ => Box::new(LogGateway),
     }
 }
 

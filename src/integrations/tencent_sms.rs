@@ -74,7 +74,7 @@ pub struct TencentSms {
 }
 
 impl TencentSms {
-    pub fn new(t: &crate::config::TencentSettings) -> Self {
+    pub fn new(t: &crate::config::GatewayAccount) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(t.timeout)

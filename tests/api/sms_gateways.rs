@@ -1,12 +1,13 @@
-//! The Tencent Cloud SMS client against a local fake that checks requests as Tencent does:
-//! the TC3-HMAC-SHA256 signature recomputed from what arrived on the wire (host, timestamp,
-//! body), the action and version headers, and the fields of `SendSms`.
+//! The SMS gateway clients against local fakes that check requests as the real services do:
+//! Tencent's TC3-HMAC-SHA256 and Aliyun's ACS3-HMAC-SHA256 signatures recomputed from what
+//! arrived on the wire, the action and version headers, and the fields of `SendSms`.
 
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use minyi::app::sms::{self, Round};
-use minyi::config::{Secret, TencentSettings};
+use minyi::config::{GatewayAccount, Secret};
+use minyi::integrations::aliyun_sms::{self, AcsHeaders, AliyunSms};
 use minyi::integrations::tencent_sms::{TencentSms, authorization};
 use serde_json::{Value, json};
 
@@ -114,7 +115,7 @@ impl FakeTencent {
     }
 
     fn client(&self, secret_key: &str) -> TencentSms {
-        TencentSms::new(&TencentSettings {
+        TencentSms::new(&GatewayAccount {
             api_base: self.base.clone(),
             secret_id: SECRET_ID.into(),
             secret_key: Secret::new(secret_key),
@@ -187,4 +188,165 @@ async fn the_tencent_client_is_signed_as_tencent_checks_it() {
         "{link}"
     );
     assert!(sent["SessionContext"].is_string());
+}
+
+struct FakeAliyun {
+    base: String,
+    mode: Arc<Mutex<Mode>>,
+    accepted: Arc<Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
+    _server: actix_web::dev::ServerHandle,
+}
+
+type Accepted = Arc<Mutex<Vec<std::collections::BTreeMap<String, String>>>>;
+
+async fn aliyun_send_sms(
+    req: HttpRequest,
+    query: web::Query<std::collections::BTreeMap<String, String>>,
+    mode: web::Data<Arc<Mutex<Mode>>>,
+    accepted: web::Data<Accepted>,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let code =
+        |c: &str| HttpResponse::Ok().json(json!({"Code": c, "Message": c, "RequestId": "fake"}));
+    if header("x-acs-action") != "SendSms" || header("x-acs-version") != "2017-05-25" {
+        return code("InvalidAction.NotFound");
+    }
+    if header("x-acs-content-sha256") != aliyun_sms::EMPTY_SHA256 {
+        return code("InvalidParameter.ContentSHA256");
+    }
+    let date = header("x-acs-date");
+    let fresh = chrono::DateTime::parse_from_rfc3339(&date).is_ok_and(|d| {
+        (chrono::Utc::now() - d.with_timezone(&chrono::Utc))
+            .num_seconds()
+            .abs()
+            < 900
+    });
+    if !fresh {
+        return code("InvalidTimeStamp.Expired");
+    }
+    let expected = aliyun_sms::authorization(
+        SECRET_ID,
+        SECRET_KEY,
+        &query,
+        &AcsHeaders {
+            host: &header("Host"),
+            action: "SendSms",
+            version: "2017-05-25",
+            date: &date,
+            nonce: &header("x-acs-signature-nonce"),
+        },
+    );
+    if header("Authorization") != expected {
+        return code("SignatureDoesNotMatch");
+    }
+    if *mode.lock().unwrap() == Mode::Throttle {
+        return code("isv.BUSINESS_LIMIT_CONTROL");
+    }
+    accepted.lock().unwrap().push(query.into_inner());
+    HttpResponse::Ok().json(json!({"Code": "OK", "Message": "OK", "BizId": "900619746936498440^0", "RequestId": "fake"}))
+}
+
+impl FakeAliyun {
+    fn start() -> Self {
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let accepted: Accepted = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (m, a) = (mode.clone(), accepted.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(m.clone()))
+                .app_data(web::Data::new(a.clone()))
+                .route("/", web::post().to(aliyun_send_sms))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base,
+            mode,
+            accepted,
+            _server: handle,
+        }
+    }
+
+    fn client(&self, secret_key: &str) -> AliyunSms {
+        AliyunSms::new(&GatewayAccount {
+            api_base: self.base.clone(),
+            secret_id: SECRET_ID.into(),
+            secret_key: Secret::new(secret_key),
+            region: String::new(),
+            app_id: String::new(),
+            sign_name: "示例市卫健委".into(),
+            template_id: "SMS_154950909".into(),
+            timeout: std::time::Duration::from_secs(5),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aliyun_client_is_signed_as_aliyun_checks_it() {
+    let fake = FakeAliyun::start();
+    let (app, id, org, emergency) = setup(crate::helpers::Backend::Sqlite).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let throttle = sms::throttle(100);
+    let wrong = fake.client("not-the-key");
+    let r = sms::send_due(&app.services, &wrong, &throttle, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 1);
+    let row = app
+        .raw_sql_rows("SELECT send_status, last_error FROM survey_records")
+        .await;
+    assert_eq!(row[0], ["failed", "SignatureDoesNotMatch"]);
+
+    import(&app, &id, &org, &emergency, &["13900001111"]).await;
+    let client = fake.client(SECRET_KEY);
+    *fake.mode.lock().unwrap() = Mode::Throttle;
+    let now = chrono::Utc::now();
+    assert_eq!(
+        sms::send_due(&app.services, &client, &throttle, now)
+            .await
+            .unwrap()
+            .retried,
+        1
+    );
+    *fake.mode.lock().unwrap() = Mode::Accept;
+    let later = now + chrono::Duration::minutes(1);
+    let r = sms::send_due(&app.services, &client, &throttle, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Round {
+            sent: 1,
+            retried: 0,
+            failed: 0
+        }
+    );
+    let accepted = fake.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 1);
+    let sent = &accepted[0];
+    assert_eq!(sent["PhoneNumbers"], "13900001111");
+    assert_eq!(
+        (sent["SignName"].as_str(), sent["TemplateCode"].as_str()),
+        ("示例市卫健委", "SMS_154950909")
+    );
+    let param: Value = serde_json::from_str(&sent["TemplateParam"]).unwrap();
+    assert!(
+        param["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:8080/s/")
+    );
+    assert!(sent["OutId"].parse::<i64>().is_ok());
 }
