@@ -226,6 +226,39 @@ pub fn parse_targets(
     finish(rows, errors)
 }
 
+/// A service record as read from one row of a CSV file (checked by the survey import, which
+/// takes the good rows and reports the others rather than refusing the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyRow {
+    pub row: usize,
+    pub phone: String,
+    pub target_code: String,
+    pub visited_on: String,
+}
+
+/// Reads a file of service records: columns 手机号, 对象编码 (the unit's or department's code)
+/// and 就诊日期, in any order.
+pub fn parse_survey_records(bytes: &[u8]) -> Result<Vec<SurveyRow>, ImportError> {
+    const COLUMNS: &[Column] = &[
+        Column::required("手机号", &["手机号", "手机号码", "phone"]),
+        Column::required("对象编码", &["对象编码", "编码", "target_code"]),
+        Column::required("就诊日期", &["就诊日期", "visited_on"]),
+    ];
+    Ok(read_table(bytes, COLUMNS)?
+        .into_iter()
+        .map(|Record { row, fields }| {
+            let mut fields = fields.into_iter();
+            let mut next = || fields.next().unwrap_or_default();
+            SurveyRow {
+                row,
+                phone: next(),
+                target_code: next(),
+                visited_on: next(),
+            }
+        })
+        .collect())
+}
+
 /// A column the importer knows: its name in messages and the headers that mean it
 /// (lowercase, so English headers match case-insensitively).
 struct Column {
@@ -412,6 +445,25 @@ mod tests {
     }
 
     const HEADER: &str = "类别,姓名,单位,科室,职称,照片,事迹\n";
+
+    #[test]
+    fn survey_records_read_in_any_column_order() {
+        let file = "就诊日期,手机号,对象编码\n2026-11-20,13800138000,H01\n,,\n";
+        let rows = parse_survey_records(file.as_bytes()).unwrap();
+        assert_eq!(
+            rows,
+            [SurveyRow {
+                row: 2,
+                phone: "13800138000".into(),
+                target_code: "H01".into(),
+                visited_on: "2026-11-20".into()
+            }]
+        );
+        assert!(matches!(
+            parse_survey_records("手机号\n1".as_bytes()),
+            Err(ImportError::MissingColumns(_))
+        ));
+    }
 
     #[test]
     fn utf8_with_a_bom_is_read_and_the_bom_is_not_part_of_the_first_header() {

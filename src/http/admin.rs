@@ -538,7 +538,10 @@ pub async fn withdraw(
 }
 
 /// Reads an upload up to `IMPORT_LIMIT` bytes.
-async fn read_upload(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+pub(super) async fn read_upload(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, ApiError> {
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)

@@ -144,6 +144,7 @@ where
         .service(annual::table)
         .service(annual::table_csv)
         .service(surveys::import)
+        .service(surveys::import_file)
         .service(surveys::answer)
         .service(ratings::opinions)
         .service(ratings::answer)

@@ -92,6 +92,93 @@ pub async fn import(
     }))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct RejectedRow {
+    /// The row as a spreadsheet numbers it (the header is row 1).
+    pub row: usize,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileImportReport {
+    pub imported: usize,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// Imports service records from a CSV file (UTF-8 or GBK, as Excel saves it; columns 手机号,
+/// 对象编码, 就诊日期), as units report them weekly. Good rows are imported and queued; bad
+/// ones are reported by row, never echoed. A file that cannot be read (encoding, missing
+/// columns, over 10,000 rows) is refused whole: 422 `import_rejected`.
+#[utoipa::path(tag = "staff", params(("campaign_id" = String, Path)), request_body(content = String, content_type = "text/csv"), responses(
+    (status = 201, body = FileImportReport),
+    (status = 409, description = "`wrong_campaign_kind`"),
+    (status = 422, description = "`import_rejected`"),
+), security(("staff" = [])))]
+#[post("/admin/campaigns/{campaign_id}/survey-records/import")]
+pub async fn import_file(
+    services: web::Data<Services>,
+    staff: Staff,
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    staff.require(&[Role::Admin, Role::Organizer])?;
+    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
+    let campaign = services.store.get_campaign(id).await?;
+    if campaign.kind != Kind::Evaluation {
+        return Err(ApiError::Conflict {
+            code: "wrong_campaign_kind",
+            message: "短信回访只适用于评议活动".into(),
+        });
+    }
+    let bytes = super::admin::read_upload(&req, payload).await?;
+    let rows = crate::domain::import::parse_survey_records(&bytes)
+        .map_err(crate::app::imports::ImportFailed::from)?;
+    let codes: std::collections::HashMap<String, String> = services
+        .store
+        .list_targets(id)
+        .await?
+        .into_iter()
+        .map(|t| (t.code, t.id.to_string()))
+        .collect();
+    // An unknown code is passed on as an id no target has, so the import reports it with
+    // the others, in row order.
+    let targets: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            codes
+                .get(r.target_code.trim())
+                .cloned()
+                .unwrap_or_else(|| "0".into())
+        })
+        .collect();
+    let records: Vec<RecordIn<'_>> = rows
+        .iter()
+        .zip(&targets)
+        .map(|(r, target)| RecordIn {
+            phone: &r.phone,
+            target_id: target,
+            visited_on: &r.visited_on,
+        })
+        .collect();
+    let done = surveys::import(&services, &staff.actor(), id, &records, services.now()).await?;
+    Ok(HttpResponse::Created().json(FileImportReport {
+        imported: done.imported,
+        rejected: done
+            .rejected
+            .into_iter()
+            .map(|(index, reason)| RejectedRow {
+                row: rows[index].row,
+                reason: if reason == "评议对象不存在" {
+                    "对象编码不存在".into()
+                } else {
+                    reason
+                },
+            })
+            .collect(),
+    }))
+}
+
 /// A page with only a message (an unknown, expired or answered survey).
 fn message_page(status: actix_web::http::StatusCode, text: &str) -> HttpResponse {
     HttpResponse::build(status)

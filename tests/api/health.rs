@@ -214,6 +214,10 @@ async fn the_openapi_document_describes_every_route() {
             "post",
         ),
         ("/api/v1/surveys/{token}", "post"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/survey-records/import",
+            "post",
+        ),
         ("/s/{token}", "get"),
         ("/api/v1/admin/opinions", "get"),
         ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),

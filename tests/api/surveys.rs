@@ -343,3 +343,43 @@ async fn the_demo_evaluation_gives_survey_links_a_new_user_can_answer() {
     let (again, none) = minyi::demo::seed_evaluation(&app.services).await.unwrap();
     assert_eq!((again, none.len()), (id, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_records_come_in_as_units_report_them_in_csv() {
+    let (app, id, org, _) = setup(Backend::Sqlite).await;
+    let day = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .to_string();
+    let csv = format!(
+        "手机号,对象编码,就诊日期\n13800138000,H01-JZ,{day}\n1380013800,H01,{day}\n13900001111,H99,{day}\n13700002222,H01,{day}\n"
+    );
+    let upload = |bytes: Vec<u8>| {
+        let (app, id, org) = (&app, &id, &org);
+        async move {
+            app.upload(
+                &format!("/api/v1/admin/campaigns/{id}/survey-records/import"),
+                bytes,
+                org,
+            )
+            .await
+        }
+    };
+    let r = upload(csv.into_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["imported"], 2);
+    assert_eq!(
+        r.body["rejected"],
+        json!([{"row": 3, "reason": "手机号码格式不正确（须为11位大陆手机号）"}, {"row": 4, "reason": "对象编码不存在"}])
+    );
+    upload(b"phone\n13800138000\n".to_vec())
+        .await
+        .assert_error(422, "import_rejected");
+    let queued = app
+        .raw_sql_rows("SELECT send_status FROM survey_records")
+        .await;
+    assert_eq!(
+        queued,
+        [vec!["queued".to_string()], vec!["queued".to_string()]]
+    );
+}
