@@ -22,13 +22,14 @@ use crate::store::{Campaign, EnteredPoints};
 const RUNNERS: &[Role] = &[Role::Admin, Role::Organizer];
 const READERS: &[Role] = &[Role::Admin, Role::Organizer, Role::Auditor];
 
-async fn evaluation(services: &Services, raw: &str) -> Result<Campaign, ApiError> {
+/// The evaluation campaign a path names; 409 `wrong_campaign_kind` for a selection.
+pub(super) async fn evaluation(services: &Services, raw: &str) -> Result<Campaign, ApiError> {
     let id = parse_id(raw).ok_or(ApiError::NotFound)?;
     let c = services.store.get_campaign(id).await?;
     if c.kind != Kind::Evaluation {
         return Err(ApiError::Conflict {
             code: "wrong_campaign_kind",
-            message: "年度考评只适用于评议活动".into(),
+            message: "该功能只适用于评议活动".into(),
         });
     }
     Ok(c)

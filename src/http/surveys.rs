@@ -7,10 +7,8 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::Staff;
-use super::parse_id;
 use crate::app::Services;
 use crate::app::surveys::{self, RecordIn, SurveyError};
-use crate::domain::campaign::Kind;
 use crate::domain::rating::Level;
 use crate::domain::staff::Role;
 
@@ -61,14 +59,7 @@ pub async fn import(
     body: web::Json<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(&[Role::Admin, Role::Organizer])?;
-    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let campaign = services.store.get_campaign(id).await?;
-    if campaign.kind != Kind::Evaluation {
-        return Err(ApiError::Conflict {
-            code: "wrong_campaign_kind",
-            message: "短信回访只适用于评议活动".into(),
-        });
-    }
+    let id = super::annual::evaluation(&services, &path).await?.id;
     if !(1..=1000).contains(&body.records.len()) {
         return Err(ApiError::invalid("records", "每次导入1到1000条服务记录"));
     }
@@ -123,14 +114,7 @@ pub async fn import_file(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(&[Role::Admin, Role::Organizer])?;
-    let id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let campaign = services.store.get_campaign(id).await?;
-    if campaign.kind != Kind::Evaluation {
-        return Err(ApiError::Conflict {
-            code: "wrong_campaign_kind",
-            message: "短信回访只适用于评议活动".into(),
-        });
-    }
+    let id = super::annual::evaluation(&services, &path).await?.id;
     let bytes = super::admin::read_upload(&req, payload).await?;
     let rows = crate::domain::import::parse_survey_records(&bytes)
         .map_err(crate::app::imports::ImportFailed::from)?;

@@ -94,10 +94,7 @@ pub struct AliyunSms {
 impl AliyunSms {
     pub fn new(a: &GatewayAccount) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(a.timeout)
-                .build()
-                .expect("an HTTP client"),
+            http: super::http_client(a.timeout),
             base_url: a.api_base.trim_end_matches('/').to_string(),
             key_id: a.secret_id.clone(),
             secret: a.secret_key.clone(),
@@ -107,13 +104,7 @@ impl AliyunSms {
     }
 
     fn host(&self) -> String {
-        self.base_url
-            .split_once("://")
-            .map_or(self.base_url.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        super::host_of(&self.base_url)
     }
 }
 

@@ -4,3 +4,25 @@
 pub mod aliyun_sms;
 pub mod tencent_sms;
 pub mod wechat;
+
+/// An HTTP client for an outside service: rustls with ring (the process-wide provider is
+/// installed here if nothing did it before), and a timeout for every request.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The `host[:port]` of a base URL, as a request's `Host` header carries it (and as the
+/// gateways' signatures cover it).
+pub fn host_of(base_url: &str) -> String {
+    base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -76,10 +76,7 @@ pub struct TencentSms {
 impl TencentSms {
     pub fn new(t: &crate::config::GatewayAccount) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(t.timeout)
-                .build()
-                .expect("an HTTP client"),
+            http: super::http_client(t.timeout),
             base_url: t.api_base.trim_end_matches('/').to_string(),
             secret_id: t.secret_id.clone(),
             secret_key: t.secret_key.clone(),
@@ -91,13 +88,7 @@ impl TencentSms {
     }
 
     fn host(&self) -> String {
-        self.base_url
-            .split_once("://")
-            .map_or(self.base_url.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        super::host_of(&self.base_url)
     }
 }
 

@@ -23,12 +23,109 @@ enum Mode {
     Throttle,
 }
 
-struct FakeTencent {
+/// A local gateway: what it does with a well-signed request, and the requests it accepted
+/// (Tencent's JSON body, Aliyun's query as a JSON object).
+struct Fake {
     base: String,
     mode: Arc<Mutex<Mode>>,
-    /// The bodies of the requests it accepted.
     accepted: Arc<Mutex<Vec<Value>>>,
     _server: actix_web::dev::ServerHandle,
+}
+
+type Accepted = Arc<Mutex<Vec<Value>>>;
+
+impl Fake {
+    fn start<F, Args>(handler: F) -> Self
+    where
+        F: actix_web::Handler<Args> + Clone + Send + 'static,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let accepted: Accepted = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (m, a) = (mode.clone(), accepted.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(m.clone()))
+                .app_data(web::Data::new(a.clone()))
+                .route("/", web::post().to(handler.clone()))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base,
+            mode,
+            accepted,
+            _server: handle,
+        }
+    }
+
+    fn account(&self, secret_key: &str, template: &str) -> GatewayAccount {
+        GatewayAccount {
+            api_base: self.base.clone(),
+            secret_id: SECRET_ID.into(),
+            secret_key: Secret::new(secret_key),
+            region: "ap-guangzhou".into(),
+            app_id: "1400000000".into(),
+            sign_name: "示例市卫健委".into(),
+            template_id: template.into(),
+            timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// A wrong key is refused for good (`refusal`); throttling is retried; then the send goes
+/// out. Returns what the gateway accepted.
+async fn wrong_key_then_throttled_then_sent(
+    fake: &Fake,
+    wrong: &dyn sms::Gateway,
+    right: &dyn sms::Gateway,
+    refusal: &str,
+) -> Value {
+    let (app, id, org, emergency) = setup(crate::helpers::Backend::Sqlite).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let throttle = sms::throttle(100);
+    let r = sms::send_due(&app.services, wrong, &throttle, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 1);
+    let row = app
+        .raw_sql_rows("SELECT send_status, last_error FROM survey_records")
+        .await;
+    assert_eq!(row[0], ["failed", refusal]);
+
+    import(&app, &id, &org, &emergency, &["13900001111"]).await;
+    *fake.mode.lock().unwrap() = Mode::Throttle;
+    let now = chrono::Utc::now();
+    assert_eq!(
+        sms::send_due(&app.services, right, &throttle, now)
+            .await
+            .unwrap()
+            .retried,
+        1
+    );
+    *fake.mode.lock().unwrap() = Mode::Accept;
+    let later = now + chrono::Duration::minutes(1);
+    let r = sms::send_due(&app.services, right, &throttle, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Round {
+            sent: 1,
+            retried: 0,
+            failed: 0
+        }
+    );
+    let accepted = fake.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 1);
+    accepted[0].clone()
 }
 
 fn error(code: &str) -> HttpResponse {
@@ -40,7 +137,7 @@ async fn send_sms(
     req: HttpRequest,
     body: String,
     mode: web::Data<Arc<Mutex<Mode>>>,
-    accepted: web::Data<Arc<Mutex<Vec<Value>>>>,
+    accepted: web::Data<Accepted>,
 ) -> HttpResponse {
     let header = |name: &str| {
         req.headers()
@@ -87,91 +184,16 @@ async fn send_sms(
         "Fee": 1, "SessionContext": "", "Code": "Ok", "Message": "send success", "IsoCode": "CN"}], "RequestId": "fake"}}))
 }
 
-impl FakeTencent {
-    fn start() -> Self {
-        let mode = Arc::new(Mutex::new(Mode::Accept));
-        let accepted: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (m, a) = (mode.clone(), accepted.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(m.clone()))
-                .app_data(web::Data::new(a.clone()))
-                .route("/", web::post().to(send_sms))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            base,
-            mode,
-            accepted,
-            _server: handle,
-        }
-    }
-
-    fn client(&self, secret_key: &str) -> TencentSms {
-        TencentSms::new(&GatewayAccount {
-            api_base: self.base.clone(),
-            secret_id: SECRET_ID.into(),
-            secret_key: Secret::new(secret_key),
-            region: "ap-guangzhou".into(),
-            app_id: "1400000000".into(),
-            sign_name: "示例市卫健委".into(),
-            template_id: "1234567".into(),
-            timeout: std::time::Duration::from_secs(5),
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tencent_client_is_signed_as_tencent_checks_it() {
-    let fake = FakeTencent::start();
-    let (app, id, org, emergency) = setup(crate::helpers::Backend::Sqlite).await;
-    import(&app, &id, &org, &emergency, &["13800138000"]).await;
-    let throttle = sms::throttle(100);
-    let now = chrono::Utc::now();
-
-    // A wrong key: Tencent refuses the signature, for good.
-    let wrong = fake.client("not-the-key");
-    let r = sms::send_due(&app.services, &wrong, &throttle, now)
-        .await
-        .unwrap();
-    assert_eq!(r.failed, 1);
-    let row = app
-        .raw_sql_rows("SELECT send_status, last_error FROM survey_records")
-        .await;
-    assert_eq!(row[0], ["failed", "AuthFailure.SignatureFailure"]);
-
-    // Throttled: queued again; then accepted.
-    import(&app, &id, &org, &emergency, &["13900001111"]).await;
-    let client = fake.client(SECRET_KEY);
-    *fake.mode.lock().unwrap() = Mode::Throttle;
-    let now = chrono::Utc::now();
-    let r = sms::send_due(&app.services, &client, &throttle, now)
-        .await
-        .unwrap();
-    assert_eq!(r.retried, 1);
-    *fake.mode.lock().unwrap() = Mode::Accept;
-    let later = now + chrono::Duration::minutes(1);
-    let r = sms::send_due(&app.services, &client, &throttle, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        r,
-        Round {
-            sent: 1,
-            retried: 0,
-            failed: 0
-        }
-    );
-    let accepted = fake.accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 1);
-    let sent = &accepted[0];
+    let fake = Fake::start(send_sms);
+    let sent = wrong_key_then_throttled_then_sent(
+        &fake,
+        &TencentSms::new(&fake.account("not-the-key", "1234567")),
+        &TencentSms::new(&fake.account(SECRET_KEY, "1234567")),
+        "AuthFailure.SignatureFailure",
+    )
+    .await;
     assert_eq!(sent["PhoneNumberSet"], json!(["+8613900001111"]));
     assert_eq!(
         (&sent["SmsSdkAppId"], &sent["SignName"], &sent["TemplateId"]),
@@ -189,15 +211,6 @@ async fn the_tencent_client_is_signed_as_tencent_checks_it() {
     );
     assert!(sent["SessionContext"].is_string());
 }
-
-struct FakeAliyun {
-    base: String,
-    mode: Arc<Mutex<Mode>>,
-    accepted: Arc<Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
-    _server: actix_web::dev::ServerHandle,
-}
-
-type Accepted = Arc<Mutex<Vec<std::collections::BTreeMap<String, String>>>>;
 
 async fn aliyun_send_sms(
     req: HttpRequest,
@@ -248,105 +261,31 @@ async fn aliyun_send_sms(
     if *mode.lock().unwrap() == Mode::Throttle {
         return code("isv.BUSINESS_LIMIT_CONTROL");
     }
-    accepted.lock().unwrap().push(query.into_inner());
+    accepted.lock().unwrap().push(json!(query.into_inner()));
     HttpResponse::Ok().json(json!({"Code": "OK", "Message": "OK", "BizId": "900619746936498440^0", "RequestId": "fake"}))
-}
-
-impl FakeAliyun {
-    fn start() -> Self {
-        let mode = Arc::new(Mutex::new(Mode::Accept));
-        let accepted: Accepted = Arc::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (m, a) = (mode.clone(), accepted.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(m.clone()))
-                .app_data(web::Data::new(a.clone()))
-                .route("/", web::post().to(aliyun_send_sms))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            base,
-            mode,
-            accepted,
-            _server: handle,
-        }
-    }
-
-    fn client(&self, secret_key: &str) -> AliyunSms {
-        AliyunSms::new(&GatewayAccount {
-            api_base: self.base.clone(),
-            secret_id: SECRET_ID.into(),
-            secret_key: Secret::new(secret_key),
-            region: String::new(),
-            app_id: String::new(),
-            sign_name: "示例市卫健委".into(),
-            template_id: "SMS_154950909".into(),
-            timeout: std::time::Duration::from_secs(5),
-        })
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aliyun_client_is_signed_as_aliyun_checks_it() {
-    let fake = FakeAliyun::start();
-    let (app, id, org, emergency) = setup(crate::helpers::Backend::Sqlite).await;
-    import(&app, &id, &org, &emergency, &["13800138000"]).await;
-    let throttle = sms::throttle(100);
-    let wrong = fake.client("not-the-key");
-    let r = sms::send_due(&app.services, &wrong, &throttle, chrono::Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(r.failed, 1);
-    let row = app
-        .raw_sql_rows("SELECT send_status, last_error FROM survey_records")
-        .await;
-    assert_eq!(row[0], ["failed", "SignatureDoesNotMatch"]);
-
-    import(&app, &id, &org, &emergency, &["13900001111"]).await;
-    let client = fake.client(SECRET_KEY);
-    *fake.mode.lock().unwrap() = Mode::Throttle;
-    let now = chrono::Utc::now();
-    assert_eq!(
-        sms::send_due(&app.services, &client, &throttle, now)
-            .await
-            .unwrap()
-            .retried,
-        1
-    );
-    *fake.mode.lock().unwrap() = Mode::Accept;
-    let later = now + chrono::Duration::minutes(1);
-    let r = sms::send_due(&app.services, &client, &throttle, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        r,
-        Round {
-            sent: 1,
-            retried: 0,
-            failed: 0
-        }
-    );
-    let accepted = fake.accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 1);
-    let sent = &accepted[0];
+    let fake = Fake::start(aliyun_send_sms);
+    let sent = wrong_key_then_throttled_then_sent(
+        &fake,
+        &AliyunSms::new(&fake.account("not-the-key", "SMS_154950909")),
+        &AliyunSms::new(&fake.account(SECRET_KEY, "SMS_154950909")),
+        "SignatureDoesNotMatch",
+    )
+    .await;
     assert_eq!(sent["PhoneNumbers"], "13900001111");
     assert_eq!(
-        (sent["SignName"].as_str(), sent["TemplateCode"].as_str()),
-        ("示例市卫健委", "SMS_154950909")
+        (&sent["SignName"], &sent["TemplateCode"]),
+        (&json!("示例市卫健委"), &json!("SMS_154950909"))
     );
-    let param: Value = serde_json::from_str(&sent["TemplateParam"]).unwrap();
+    let param: Value = serde_json::from_str(sent["TemplateParam"].as_str().unwrap()).unwrap();
     assert!(
         param["link"]
             .as_str()
             .unwrap()
             .starts_with("http://127.0.0.1:8080/s/")
     );
-    assert!(sent["OutId"].parse::<i64>().is_ok());
+    assert!(sent["OutId"].as_str().unwrap().parse::<i64>().is_ok());
 }
