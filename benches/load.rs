@@ -10,102 +10,20 @@
 //! memory. The load generator shares the machine's cores with the service: compare the ratios
 //! within one run, not absolute figures across machines.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use common::{Service, backend_env, create_staff, drop_database, free_port, post, staff_login};
+
 const CONNECTIONS: usize = 64;
 const VOTERS: usize = 5_000;
 const PHASE: Duration = Duration::from_secs(10);
-const SECRET: &str = "bench-secret-bench-secret-bench-secret-01";
-
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Service {
-    fn start(env: &[(&str, String)], port: u16) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
-        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MINYI_DEV_LOGIN", "1")
-            .env("MINYI_LOG_LEVEL", "error")
-            // 64 connections from one address, voters casting as fast as they can: the
-            // limits are not what is measured here.
-            .env("MINYI_RATE_LOGIN_PER_IP", "off")
-            .env("MINYI_RATE_BALLOTS_PER_IP", "off")
-            .env("MINYI_RATE_BALLOTS_PER_VOTER", "off")
-            .env("MINYI_RATE_READS_PER_IP", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start minyi");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "minyi did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Peak resident memory (VmHWM) of the service, in MB.
-    fn peak_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    body: Value,
-    token: Option<&str>,
-) -> (u16, Value) {
-    let mut req = client.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    match req.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
 
 /// A campaign with generous quotas and 20 approved candidates; returns its id and candidates.
 async fn setup(client: &reqwest::Client, base: &str, staff: &str) -> (String, Vec<String>) {
@@ -291,75 +209,6 @@ fn print(name: &str, f: &Figures) {
     );
 }
 
-fn backend_env(backend: &str) -> Vec<(&'static str, String)> {
-    match backend {
-        "postgres" => {
-            let admin = std::env::var("TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("minyi_bench_{}", std::process::id());
-            let ok = Command::new("psql")
-                .args([
-                    &admin,
-                    "-qc",
-                    &format!("DROP DATABASE IF EXISTS {name}"),
-                    "-c",
-                    &format!("CREATE DATABASE {name}"),
-                ])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "could not create the benchmark database with psql");
-            let base = admin
-                .rsplit_once('/')
-                .map(|(b, _)| b.to_string())
-                .unwrap_or(admin);
-            vec![
-                ("DATABASE_URL", format!("{base}/{name}")),
-                (
-                    "REDIS_URL",
-                    std::env::var("TEST_REDIS_URL")
-                        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-                ),
-                ("MINYI_REDIS_PREFIX", format!("bench{}", std::process::id())),
-                ("MINYI_SECRET", SECRET.into()),
-                ("MINYI_DB_MAX_CONNECTIONS", "16".into()),
-            ]
-        }
-        _ => {
-            let path = std::env::temp_dir().join(format!("minyi-bench-{}.db", std::process::id()));
-            let _ = std::fs::remove_file(&path);
-            vec![
-                ("DATABASE_URL", format!("sqlite:{}", path.display())),
-                ("MINYI_SECRET", SECRET.into()),
-            ]
-        }
-    }
-}
-
-fn create_staff(env: &[(&str, String)]) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
-    cmd.args([
-        "admin",
-        "create-user",
-        "--username",
-        "bench.admin",
-        "--role",
-        "admin",
-    ])
-    .env_clear()
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "bench-admin-password").unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "create the benchmark admin"
-    );
-}
-
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -376,14 +225,7 @@ async fn main() {
 
     let service = Service::start(&env, free_port());
     let client = reqwest::Client::new();
-    let (_, login) = post(
-        &client,
-        format!("{}/api/v1/admin/login", service.base),
-        json!({"username": "bench.admin", "password": "bench-admin-password"}),
-        None,
-    )
-    .await;
-    let staff = login["token"].as_str().expect("staff login").to_string();
+    let staff = staff_login(&client, &service.base).await;
     let (campaign, candidates) = setup(&client, &service.base, &staff).await;
     let tokens = voters(&service.base).await;
 
@@ -419,25 +261,4 @@ async fn main() {
         grouped.per_second / single.per_second
     );
     drop_database(&env);
-}
-
-/// Removes the benchmark's PostgreSQL database (the SQLite file is in the temp directory).
-fn drop_database(env: &[(&str, String)]) {
-    let Some((_, url)) = env
-        .iter()
-        .find(|(k, v)| *k == "DATABASE_URL" && v.starts_with("postgres"))
-    else {
-        return;
-    };
-    let Some((base, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    let admin = std::env::var("TEST_PG_URL").unwrap_or_else(|_| format!("{base}/test"));
-    let _ = Command::new("psql")
-        .args([
-            &admin,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .status();
 }
