@@ -319,3 +319,131 @@ async fn sigterm_lets_requests_in_flight_finish() {
         status.1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_numbers_never_reach_a_log_line_a_response_or_an_export() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    // An organizer, made as operators make one.
+    let mut child = minyi(&dir)
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "sms.org",
+            "--role",
+            "organizer",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "organizer-password-1").unwrap();
+    assert!(child.wait().unwrap().success());
+    let port = free_port();
+    let server = Server::start(
+        &dir,
+        port,
+        &[
+            ("MINYI_LOG_FORMAT", "json".into()),
+            ("MINYI_LOG_LEVEL", "debug".into()),
+            ("MINYI_SMS_GATEWAY", "log".into()),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut seen = String::new();
+    let mut call = async |method: reqwest::Method,
+                          path: &str,
+                          token: Option<&str>,
+                          body: Option<serde_json::Value>| {
+        let mut req = client.request(method, format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let text = r.text().await.unwrap();
+        seen.push_str(&text);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()
+    };
+    use reqwest::Method;
+    let login = call(
+        Method::POST,
+        "/api/v1/admin/login",
+        None,
+        Some(json!({"username": "sms.org", "password": "organizer-password-1"})),
+    )
+    .await;
+    let token = login["token"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now();
+    let c = call(Method::POST, "/api/v1/admin/campaigns", Some(&token), Some(json!({"kind": "evaluation", "title": "隐私",
+        "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]}))).await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let t = call(
+        Method::POST,
+        &format!("/api/v1/admin/campaigns/{id}/targets"),
+        Some(&token),
+        Some(json!({"name": "示例医院", "code": "H01"})),
+    )
+    .await;
+    call(
+        Method::POST,
+        &format!("/api/v1/admin/campaigns/{id}/open"),
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    let day = now
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .to_string();
+    let phones = ["13912345678", "13887654321"];
+    let records: Vec<serde_json::Value> = phones
+        .iter()
+        .map(|p| json!({"phone": p, "target_id": t["id"], "visited_on": day}))
+        .chain([json!({"phone": "1391234567", "target_id": t["id"], "visited_on": day})])
+        .collect();
+    let imported = call(
+        Method::POST,
+        &format!("/api/v1/admin/campaigns/{id}/survey-records"),
+        Some(&token),
+        Some(json!({"records": records})),
+    )
+    .await;
+    assert_eq!(imported["imported"], 2, "{imported}");
+    // The sender runs (log gateway): wait for both links in the log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while server.output().matches("survey SMS (log gateway)").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no links logged: {}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every read an organizer has: exports, scores, the chain.
+    for path in [
+        format!("/api/v1/admin/campaigns/{id}/scores"),
+        format!("/api/v1/admin/campaigns/{id}/scores.csv"),
+        format!("/api/v1/admin/campaigns/{id}/annual"),
+        format!("/api/v1/admin/campaigns/{id}/annual.csv"),
+        format!("/api/v1/campaigns/{id}/audit/entries"),
+    ] {
+        call(Method::GET, &path, Some(&token), None).await;
+    }
+    let log = server.output();
+    for phone in phones.iter().chain(&["1391234567"]) {
+        assert!(!log.contains(phone), "the log holds {phone}");
+        assert!(!seen.contains(phone), "an answer holds {phone}");
+    }
+    // Nor does the database, in clear (its file and its write-ahead log).
+    let mut db = std::fs::read(dir.path().join("m.db")).unwrap();
+    db.extend(std::fs::read(dir.path().join("m.db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    assert!(db.contains("survey_records"));
+    assert!(phones.iter().all(|p| !db.contains(p)));
+}
