@@ -78,12 +78,39 @@ fn read_body(body: &RatingBody) -> Result<(i64, Level, String), ApiError> {
     Ok((target, level, comment))
 }
 
-fn created(done: Rated) -> HttpResponse {
+/// Rates for `voter` in `group` and answers 201 with the receipt (the first answer again, for
+/// a repeated `Idempotency-Key`).
+async fn rate_for(
+    services: &Services,
+    voter: &str,
+    group: RaterGroup,
+    req: &HttpRequest,
+    campaign: &str,
+    body: &RatingBody,
+) -> Result<HttpResponse, ApiError> {
+    let campaign_id = parse_id(campaign).ok_or(ApiError::NotFound)?;
+    let key = idempotency_key(req)?;
+    let (target_id, level, comment) = read_body(body)?;
+    let done: Rated = rating::rate(
+        services,
+        Rate {
+            voter,
+            group,
+            campaign_id,
+            target_id,
+            level,
+            comment,
+            idempotency_key: key.as_deref(),
+            survey_record_id: None,
+            now: services.now(),
+        },
+    )
+    .await?;
     let mut response = HttpResponse::Created();
     if done.replayed {
         response.insert_header(("idempotent-replayed", "true"));
     }
-    response.json(RatingReceipt::from(done.rating))
+    Ok(response.json(RatingReceipt::from(done.rating)))
 }
 
 /// A citizen rates a target (group `public`): once per target per period.
@@ -101,25 +128,8 @@ pub async fn rate_as_citizen(
     path: web::Path<String>,
     body: web::Json<RatingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let campaign_id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let key = idempotency_key(&req)?;
-    let (target_id, level, comment) = read_body(&body)?;
-    let done = rating::rate(
-        &services,
-        Rate {
-            voter: citizen.voter_id.as_str(),
-            group: RaterGroup::Public,
-            campaign_id,
-            target_id,
-            level,
-            comment,
-            idempotency_key: key.as_deref(),
-            survey_record_id: None,
-            now: services.now(),
-        },
-    )
-    .await?;
-    Ok(created(done))
+    let voter = citizen.voter_id.as_str();
+    rate_for(&services, voter, RaterGroup::Public, &req, &path, &body).await
 }
 
 /// A staff rater (party member, leader or supervisor account) rates a target in its group.
@@ -137,26 +147,8 @@ pub async fn rate_as_staff(
     body: web::Json<RatingBody>,
 ) -> Result<HttpResponse, ApiError> {
     let group = staff.session.rater_group.ok_or(ApiError::Forbidden)?;
-    let campaign_id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let key = idempotency_key(&req)?;
-    let (target_id, level, comment) = read_body(&body)?;
     let voter = format!("staff:{}", staff.session.staff_id);
-    let done = rating::rate(
-        &services,
-        Rate {
-            voter: &voter,
-            group,
-            campaign_id,
-            target_id,
-            level,
-            comment,
-            idempotency_key: key.as_deref(),
-            survey_record_id: None,
-            now: services.now(),
-        },
-    )
-    .await?;
-    Ok(created(done))
+    rate_for(&services, &voter, group, &req, &path, &body).await
 }
 
 impl From<RateError> for ApiError {

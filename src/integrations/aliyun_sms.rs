@@ -167,17 +167,7 @@ impl Gateway for AliyunSms {
             .header("x-acs-content-sha256", EMPTY_SHA256)
             .send()
             .await;
-        let response = match answer {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Err(refused("InternalError.Connect")),
-            // Aliyun's SendSms is not idempotent: after a timeout the text may have gone.
-            Err(_) => {
-                return Err(GatewayError {
-                    code: "timeout: outcome unknown".into(),
-                    retryable: false,
-                });
-            }
-        };
+        let response = answer.map_err(|e| super::unanswered(&e))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or_default();
         match body["Code"].as_str() {

@@ -26,3 +26,20 @@ pub fn host_of(base_url: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// What a failed request to an SMS gateway means: one that never reached it (no connection)
+/// can be sent again; one that was sent and got no answer may have gone out, and a person
+/// must not get the text twice (Aliyun documents `SendSms` as not idempotent), so it is not.
+pub fn unanswered(e: &reqwest::Error) -> crate::app::sms::GatewayError {
+    if e.is_connect() {
+        crate::app::sms::GatewayError {
+            code: "InternalError.Connect".into(),
+            retryable: true,
+        }
+    } else {
+        crate::app::sms::GatewayError {
+            code: "timeout: outcome unknown".into(),
+            retryable: false,
+        }
+    }
+}

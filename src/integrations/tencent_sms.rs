@@ -145,18 +145,7 @@ impl Gateway for TencentSms {
             .body(payload)
             .send()
             .await;
-        let response = match answer {
-            Ok(r) => r,
-            // Never reached Tencent: safe to try again.
-            Err(e) if e.is_connect() => return Err(refused("InternalError.Connect")),
-            // Sent, but no answer: it may have gone out. Not sent again blindly.
-            Err(_) => {
-                return Err(GatewayError {
-                    code: "timeout: outcome unknown".into(),
-                    retryable: false,
-                });
-            }
-        };
+        let response = answer.map_err(|e| super::unanswered(&e))?;
         if !response.status().is_success() {
             return Err(refused(&format!(
                 "InternalError.Http{}",
