@@ -125,20 +125,21 @@ pub async fn import_file(
         .into_iter()
         .map(|t| (t.code, t.id.to_string()))
         .collect();
-    // An unknown code is passed on as an id no target has, so the import reports it with
-    // the others, in row order.
-    let targets: Vec<String> = rows
+    // Codes are the file's way of naming targets: an unknown one is refused here, the rest
+    // go through the same checks as the JSON import.
+    let mut rejected = Vec::new();
+    let mut known = Vec::new();
+    for r in &rows {
+        match codes.get(r.target_code.trim()) {
+            Some(target) => known.push((r, target)),
+            None => rejected.push(RejectedRow {
+                row: r.row,
+                reason: "对象编码不存在".into(),
+            }),
+        }
+    }
+    let records: Vec<RecordIn<'_>> = known
         .iter()
-        .map(|r| {
-            codes
-                .get(r.target_code.trim())
-                .cloned()
-                .unwrap_or_else(|| "0".into())
-        })
-        .collect();
-    let records: Vec<RecordIn<'_>> = rows
-        .iter()
-        .zip(&targets)
         .map(|(r, target)| RecordIn {
             phone: &r.phone,
             target_id: target,
@@ -146,20 +147,18 @@ pub async fn import_file(
         })
         .collect();
     let done = surveys::import(&services, &staff.actor(), id, &records, services.now()).await?;
-    Ok(HttpResponse::Created().json(FileImportReport {
-        imported: done.imported,
-        rejected: done
-            .rejected
+    rejected.extend(
+        done.rejected
             .into_iter()
             .map(|(index, reason)| RejectedRow {
-                row: rows[index].row,
-                reason: if reason == "评议对象不存在" {
-                    "对象编码不存在".into()
-                } else {
-                    reason
-                },
-            })
-            .collect(),
+                row: known[index].0.row,
+                reason,
+            }),
+    );
+    rejected.sort_by_key(|r| r.row);
+    Ok(HttpResponse::Created().json(FileImportReport {
+        imported: done.imported,
+        rejected,
     }))
 }
 

@@ -11,7 +11,7 @@ use minyi::app::sms;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::surveys::{Capture, import, setup, token_of};
+use crate::surveys::{Capture, import, setup, target_score, token_of};
 
 /// chromedriver on a free port, stopped when dropped.
 struct Driver {
@@ -123,16 +123,7 @@ async fn a_citizen_answers_the_survey_page_in_a_real_browser() {
     outcome.expect("the survey page works in Chromium");
 
     // The answer is counted: one 基本满意 of the department by a service object.
-    let scores = app
-        .get(&format!("/api/v1/admin/campaigns/{id}/scores"), Some(&org))
-        .await;
-    let dept = scores.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target_id"] == emergency.as_str())
-        .unwrap()
-        .clone();
+    let dept = target_score(&app, &id, &org, &emergency).await;
     assert_eq!(
         (
             &dept["rated"],

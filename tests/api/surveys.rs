@@ -99,6 +99,20 @@ pub async fn import(app: &TestApp, id: &str, org: &str, target: &str, phones: &[
     assert_eq!(r.body["imported"], phones.len(), "{}", r.text);
 }
 
+/// One target's line of the campaign's scores.
+pub async fn target_score(app: &TestApp, id: &str, org: &str, target: &str) -> Value {
+    let scores = app
+        .get(&format!("/api/v1/admin/campaigns/{id}/scores"), Some(org))
+        .await;
+    scores.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target_id"] == target)
+        .unwrap()
+        .clone()
+}
+
 pub fn token_of(link: &str) -> String {
     link.rsplit('/').next().unwrap().to_string()
 }
@@ -220,16 +234,7 @@ async fn a_survey_sms_is_sent_once_and_answered_once(backend: Backend) {
     assert_eq!(expired.status(), 410);
     assert!(expired.text().await.unwrap().contains("已过期"));
 
-    let scores = app
-        .get(&format!("/api/v1/admin/campaigns/{id}/scores"), Some(&org))
-        .await;
-    let dept = scores.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target_id"] == emergency.as_str())
-        .unwrap()
-        .clone();
+    let dept = target_score(&app, &id, &org, &emergency).await;
     assert_eq!(dept["groups"][0]["group"], "service_object");
     assert_eq!(dept["groups"][0]["channel"], "sms");
     assert_eq!(dept["rated"], 2);
