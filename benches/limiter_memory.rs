@@ -30,6 +30,7 @@ async fn flood(n: u32, max_keys: usize) {
     let settings = RateSettings {
         // A slow limit: a key stays in use for six minutes, so nothing is forgotten early.
         login_per_ip: RateSpec::parse("10/hour").unwrap(),
+        objections_per_ip: None,
         ballots_per_ip: None,
         ballots_per_voter: None,
         reads_per_ip: None,

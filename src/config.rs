@@ -45,6 +45,7 @@ struct RawSettings {
     ballot_batch_max: usize,
     ballot_batch_wait_ms: u64,
     rate_login_per_ip: String,
+    rate_objections_per_ip: String,
     rate_ballots_per_ip: String,
     rate_ballots_per_voter: String,
     rate_reads_per_ip: String,
@@ -94,6 +95,7 @@ impl Default for RawSettings {
             ballot_batch_max: 64,
             ballot_batch_wait_ms: 2,
             rate_login_per_ip: "30/min".into(),
+            rate_objections_per_ip: "5/hour".into(),
             // A hospital's or a village's clients may share one address: generous per
             // address, strict per voter.
             rate_ballots_per_ip: "600/min".into(),
@@ -206,6 +208,8 @@ pub struct GatewayAccount {
 #[derive(Debug, Clone)]
 pub struct RateSettings {
     pub login_per_ip: Option<RateSpec>,
+    /// Objections to a draft result (公示异议) per client address.
+    pub objections_per_ip: Option<RateSpec>,
     pub ballots_per_ip: Option<RateSpec>,
     pub ballots_per_voter: Option<RateSpec>,
     pub reads_per_ip: Option<RateSpec>,
@@ -486,6 +490,7 @@ impl Settings {
         }
         let rates = RateSettings {
             login_per_ip: rate("MINYI_RATE_LOGIN_PER_IP", &raw.rate_login_per_ip)?,
+            objections_per_ip: rate("MINYI_RATE_OBJECTIONS_PER_IP", &raw.rate_objections_per_ip)?,
             ballots_per_ip: rate("MINYI_RATE_BALLOTS_PER_IP", &raw.rate_ballots_per_ip)?,
             ballots_per_voter: rate("MINYI_RATE_BALLOTS_PER_VOTER", &raw.rate_ballots_per_voter)?,
             reads_per_ip: rate("MINYI_RATE_READS_PER_IP", &raw.rate_reads_per_ip)?,

@@ -212,6 +212,34 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                     counts.join(" ")
                 );
             }
+            if report.problem.is_none() {
+                for r in &report.results {
+                    println!(
+                        "{} results frozen at seq {} (snapshot {}): recounted from the entries, all numbers agree",
+                        r.results.stage.as_str(),
+                        r.seq,
+                        r.snapshot_hash
+                    );
+                }
+                if let Some(last) = report
+                    .results
+                    .iter()
+                    .rev()
+                    .find(|r| r.results.stage == minyi::domain::results::Stage::Final)
+                {
+                    for cat in &last.results.categories {
+                        let winners: Vec<String> = cat
+                            .candidates
+                            .iter()
+                            .filter(|c| c.winner)
+                            .map(|c| {
+                                format!("{}. {} ({}号, {})", c.rank, c.name, c.number, c.score)
+                            })
+                            .collect();
+                        println!("  {}: {}", cat.name, winners.join("; "));
+                    }
+                }
+            }
             match &report.problem {
                 None if report.state_compared => {
                     println!(

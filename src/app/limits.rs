@@ -32,6 +32,7 @@ pub enum Class {
     Login,
     Ballot,
     Read,
+    Objection,
 }
 
 impl Class {
@@ -40,6 +41,7 @@ impl Class {
             Class::Login => "login",
             Class::Ballot => "ballot",
             Class::Read => "read",
+            Class::Objection => "objection",
         }
     }
 }
@@ -113,6 +115,7 @@ impl Limits {
             (Class::Login, settings.login_per_ip),
             (Class::Ballot, settings.ballots_per_ip),
             (Class::Read, settings.reads_per_ip),
+            (Class::Objection, settings.objections_per_ip),
         ]
         .into_iter()
         .filter_map(|(class, spec)| Some((class, Keyed::new(spec?))))
@@ -212,6 +215,7 @@ mod tests {
     fn settings(max_keys: usize) -> RateSettings {
         RateSettings {
             login_per_ip: RateSpec::parse("2/min").unwrap(),
+            objections_per_ip: None,
             ballots_per_ip: None,
             ballots_per_voter: None,
             reads_per_ip: None,

@@ -9,6 +9,7 @@ pub mod imports;
 pub mod limits;
 pub mod rating;
 pub mod recount;
+pub mod results;
 pub mod review;
 pub mod sms;
 pub mod staff_auth;

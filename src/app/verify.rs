@@ -15,8 +15,13 @@ use serde_json::value::RawValue;
 
 use std::collections::BTreeMap;
 
-use crate::domain::audit::{ChainBreak, ChainChecker, EntryRef, to_hex};
-use crate::domain::record::{BodyHead, Snapshot};
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::audit::{self, ChainBreak, ChainChecker, EntryRef, to_hex};
+use crate::domain::record::{BodyHead, Snapshot, kinds};
+use crate::domain::results::{self, Results, Stage};
 use crate::domain::review::ChainTally;
 use crate::store::{Store, StoreError};
 
@@ -33,6 +38,8 @@ pub struct Report {
     pub state_compared: bool,
     /// Counted votes per candidate, recounted from the entries alone.
     pub votes: BTreeMap<i64, i64>,
+    /// Every draft and final result the chain froze, each recomputed and found equal.
+    pub results: Vec<CheckedResults>,
 }
 
 impl Report {
@@ -45,12 +52,26 @@ impl Report {
     }
 }
 
+/// Results frozen in the chain, each recomputed from the entries before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedResults {
+    pub seq: i64,
+    pub results: Results,
+    pub snapshot_hash: String,
+}
+
 /// Feeds entries through the checker and the replay; stops at the first break.
 #[derive(Default)]
 struct Verifier {
     checker: ChainChecker,
     replay: Snapshot,
     tally: ChainTally,
+    /// Expert totals per candidate, and which (expert, candidate) pairs scored.
+    expert_totals: HashMap<i64, Vec<i64>>,
+    scored: HashSet<(i64, i64)>,
+    results: Vec<CheckedResults>,
+    /// The seq of `results.published`: nothing may follow it.
+    sealed_at: Option<i64>,
     problem: Option<ChainBreak>,
 }
 
@@ -67,6 +88,13 @@ impl Verifier {
                 return false;
             }
         };
+        if let Some(sealed) = self.sealed_at {
+            self.problem = Some(ChainBreak {
+                seq,
+                reason: format!("an entry after the results were published at seq {sealed}"),
+            });
+            return false;
+        }
         let entry = EntryRef {
             seq,
             kind,
@@ -82,7 +110,7 @@ impl Verifier {
         if let Err(reason) = self
             .replay
             .apply_head(seq, &head)
-            .and_then(|()| self.count(seq, &head))
+            .and_then(|()| self.count(seq, prev_hash, &head))
         {
             self.problem = Some(ChainBreak { seq, reason });
             return false;
@@ -91,7 +119,7 @@ impl Verifier {
     }
 
     /// Feeds ballots and decisions to the tally.
-    fn count(&mut self, seq: i64, head: &BodyHead<'_>) -> Result<(), String> {
+    fn count(&mut self, seq: i64, prev_hash: &str, head: &BodyHead<'_>) -> Result<(), String> {
         if head.kind == "ballot" {
             let status = head.status.as_deref().ok_or("a ballot without a status")?;
             let ids = head
@@ -109,6 +137,99 @@ impl Verifier {
         if let Some(d) = &head.decision {
             self.tally.decision(d.action, &d.ballots)?;
         }
+        if head.kind == kinds::EXPERT_SCORED {
+            let s = head
+                .score
+                .as_ref()
+                .ok_or("an expert's score without its points")?;
+            if s.points.values().sum::<i64>() != s.total {
+                return Err(format!(
+                    "the score's total {} is not the sum of its points",
+                    s.total
+                ));
+            }
+            if !self.scored.insert((s.expert_id, s.candidate_id)) {
+                return Err(format!(
+                    "expert {} scored candidate {} a second time",
+                    s.expert_id, s.candidate_id
+                ));
+            }
+            self.expert_totals
+                .entry(s.candidate_id)
+                .or_default()
+                .push(s.total);
+        }
+        if head.kind == kinds::RESULTS_DRAFT || head.kind == kinds::RESULTS_PUBLISHED {
+            self.check_results(seq, prev_hash, head)?;
+            if head.kind == kinds::RESULTS_PUBLISHED {
+                self.sealed_at = Some(seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the results from the entries so far and compares them, and their hash and
+    /// head, with what the entry froze.
+    fn check_results(
+        &mut self,
+        seq: i64,
+        prev_hash: &str,
+        head: &BodyHead<'_>,
+    ) -> Result<(), String> {
+        let raw = head.results.ok_or("a results entry without results")?;
+        let at = head
+            .audit_head
+            .as_ref()
+            .ok_or("a results entry without the audit head")?;
+        if at.seq != seq - 1 || at.hash != prev_hash {
+            return Err(format!(
+                "the results say they were frozen at head {} ({}), but the entry follows seq {} ({prev_hash})",
+                at.seq,
+                at.hash,
+                seq - 1
+            ));
+        }
+        let digest = to_hex(&Sha256::digest(raw.get().as_bytes()).into());
+        if head.snapshot_hash.as_deref() != Some(digest.as_str()) {
+            return Err(format!(
+                "the snapshot hash {:?} is not the hash of the results ({digest})",
+                head.snapshot_hash
+            ));
+        }
+        let stage = if head.kind == kinds::RESULTS_PUBLISHED {
+            Stage::Final
+        } else {
+            Stage::Draft
+        };
+        let (campaign, _) = self
+            .replay
+            .campaign
+            .as_ref()
+            .ok_or("results before the campaign")?;
+        let votes = self.tally.votes();
+        let recomputed = results::compute(
+            stage,
+            &results::Inputs {
+                campaign,
+                categories: self.replay.categories.values().map(|(c, _)| c).collect(),
+                candidates: self.replay.candidates.values().map(|(c, _)| c).collect(),
+                votes: &votes,
+                expert_totals: &self.expert_totals,
+            },
+        );
+        let text = audit::canonical(&serde_json::to_value(&recomputed).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        if text != raw.get() {
+            let recorded: Results = serde_json::from_str(raw.get())
+                .map_err(|e| format!("the results do not read as results: {e}"))?;
+            return Err(results::first_difference(&recorded, &recomputed)
+                .unwrap_or_else(|| "the results differ from the recount in form".into()));
+        }
+        self.results.push(CheckedResults {
+            seq,
+            results: recomputed,
+            snapshot_hash: digest,
+        });
         Ok(())
     }
 }
@@ -149,6 +270,9 @@ pub async fn from_store(store: &dyn Store, campaign_id: i64) -> Result<Report, S
                 let statuses = store.ballot_statuses(campaign_id).await?;
                 let ledger = store.ledger_votes(campaign_id).await?;
                 v.problem = tally_difference(&v.tally, &statuses, &ledger.votes);
+                if v.problem.is_none() {
+                    v.problem = frozen_difference(store, campaign_id, &v.results).await?;
+                }
             }
         }
     }
@@ -159,6 +283,7 @@ pub async fn from_store(store: &dyn Store, campaign_id: i64) -> Result<Report, S
         problem: v.problem,
         state_compared,
         votes: v.tally.votes(),
+        results: v.results,
     })
 }
 
@@ -213,6 +338,58 @@ fn tally_difference(
         }
     }
     None
+}
+
+/// Whether the results the database serves are the ones the chain froze (the latest draft
+/// and the final results).
+async fn frozen_difference(
+    store: &dyn Store,
+    campaign_id: i64,
+    chain: &[CheckedResults],
+) -> Result<Option<ChainBreak>, StoreError> {
+    for stage in [Stage::Draft, Stage::Final] {
+        let db = store.frozen_results(campaign_id, stage).await?;
+        let recorded = chain.iter().rev().find(|r| r.results.stage == stage);
+        let problem = match (db, recorded) {
+            (None, None) => None,
+            (Some(db), Some(c))
+                if db.seq == c.seq
+                    && db.snapshot_hash == c.snapshot_hash
+                    && db.results == c.results =>
+            {
+                None
+            }
+            (Some(db), Some(c)) => Some(ChainBreak {
+                seq: c.seq,
+                reason: format!(
+                    "the {} results in the database (seq {}, hash {}) differ from those the chain froze: {}",
+                    stage.as_str(),
+                    db.seq,
+                    db.snapshot_hash,
+                    results::first_difference(&db.results, &c.results)
+                        .unwrap_or_else(|| "the hash or seq".into())
+                ),
+            }),
+            (Some(db), None) => Some(ChainBreak {
+                seq: db.seq,
+                reason: format!(
+                    "the database holds {} results the chain never froze",
+                    stage.as_str()
+                ),
+            }),
+            (None, Some(c)) => Some(ChainBreak {
+                seq: c.seq,
+                reason: format!(
+                    "the {} results the chain froze are missing from the database",
+                    stage.as_str()
+                ),
+            }),
+        };
+        if problem.is_some() {
+            return Ok(problem);
+        }
+    }
+    Ok(None)
 }
 
 /// One line of an export, borrowed from the line's text.
@@ -271,5 +448,6 @@ pub fn from_reader(mut reader: impl BufRead) -> std::io::Result<Report> {
         problem: v.problem,
         state_compared: false,
         votes: v.tally.votes(),
+        results: v.results,
     })
 }

@@ -124,6 +124,10 @@ pub struct Rules {
     /// How an evaluation rates (see `domain::rating`); unused by selections.
     #[serde(default)]
     pub evaluation: super::rating::EvaluationRules,
+    /// How the final ranking weighs votes and experts (see `domain::results`); unused by
+    /// evaluations.
+    #[serde(default)]
+    pub results: super::results::ResultRules,
 }
 
 /// The thresholds of the risk signals (see `domain::risk`), and what the campaign does with
@@ -232,6 +236,7 @@ impl Default for Rules {
             challenge_bits: 0,
             risk: RiskThresholds::default(),
             evaluation: Default::default(),
+            results: Default::default(),
         }
     }
 }
@@ -420,6 +425,7 @@ fn validate_rules(r: &Rules) -> Result<(), FieldError> {
             "工作量证明难度不能超过24",
         ));
     }
+    super::results::validate_rules(&r.results)?;
     let t = &r.risk;
     for (name, value) in [
         ("voters_per_device", t.voters_per_device),

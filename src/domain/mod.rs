@@ -11,6 +11,7 @@ pub mod pow;
 pub mod rate;
 pub mod rating;
 pub mod record;
+pub mod results;
 pub mod review;
 pub mod risk;
 pub mod score;

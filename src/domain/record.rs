@@ -149,6 +149,12 @@ pub mod kinds {
     pub const OPINION_ANSWERED: &str = "opinion.answered";
     pub const COMPONENT_ENTERED: &str = "annual.component_entered";
     pub const SURVEY_RECORDS_IMPORTED: &str = "survey.records_imported";
+    pub const EXPERT_ASSIGNED: &str = "expert.assigned";
+    pub const EXPERT_SCORED: &str = "expert.scored";
+    pub const RESULTS_DRAFT: &str = "results.draft_frozen";
+    pub const RESULTS_PUBLISHED: &str = "results.published";
+    pub const OBJECTION_RECEIVED: &str = "objection.received";
+    pub const OBJECTION_ANSWERED: &str = "objection.answered";
 }
 
 /// The body of one entry: `kind`, `at`, `actor`, `campaign_id`, then the change's own fields
@@ -210,6 +216,31 @@ pub struct BodyHead<'a> {
     pub candidate_ids: Option<Vec<std::borrow::Cow<'a, str>>>,
     /// A review decision.
     pub decision: Option<DecisionHead>,
+    /// An expert's score.
+    pub score: Option<ScoreHead>,
+    /// Frozen results, their hash and the head they were frozen at.
+    #[serde(borrow)]
+    pub results: Option<&'a serde_json::value::RawValue>,
+    pub snapshot_hash: Option<String>,
+    pub audit_head: Option<HeadRef>,
+}
+
+/// What a verifier reads of an expert's score.
+#[derive(Debug, Deserialize)]
+pub struct ScoreHead {
+    #[serde(with = "id_str")]
+    pub expert_id: i64,
+    #[serde(with = "id_str")]
+    pub candidate_id: i64,
+    pub points: BTreeMap<String, i64>,
+    pub total: i64,
+}
+
+/// A chain head as a results entry records it.
+#[derive(Debug, Deserialize)]
+pub struct HeadRef {
+    pub seq: i64,
+    pub hash: String,
 }
 
 /// What a verifier reads of a review decision: what it did, to which ballots.

@@ -61,7 +61,11 @@ async fn readable(
         }
         None => visible_campaign(services, raw).await?,
     };
-    if want_entries && staff.is_none() && campaign.rules.show_counts != ShowCounts::Live {
+    if want_entries
+        && staff.is_none()
+        && campaign.rules.show_counts != ShowCounts::Live
+        && campaign.published_seq.is_none()
+    {
         return Err(ApiError::Conflict {
             code: "audit_entries_hidden",
             message: "本活动不公开实时票数，审计记录将在结果发布后公开".into(),

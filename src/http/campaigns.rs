@@ -42,7 +42,12 @@ impl CampaignView {
         Self {
             id: c.id,
             kind: c.kind,
-            current_phase: current_phase(c.is_draft, &c.phases, now),
+            // Publication ends a campaign whatever its windows say.
+            current_phase: if c.published_seq.is_some() {
+                CurrentPhase::Published
+            } else {
+                current_phase(c.is_draft, &c.phases, now)
+            },
             title: c.title,
             description: c.description,
             timezone: c.timezone,

@@ -252,6 +252,30 @@ impl From<StoreError> for ApiError {
                     status_name(&to)
                 ),
             },
+            StoreError::Published => Self::Conflict {
+                code: "campaign_published",
+                message: "本活动结果已发布，不能再作任何更改".into(),
+            },
+            StoreError::HeadMoved => Self::Conflict {
+                code: "try_again",
+                message: "活动数据正在变化，请稍后再试".into(),
+            },
+            StoreError::Closed(code) => Self::Conflict {
+                code,
+                message: match code {
+                    "scoring_closed" => "结果已冻结，评审打分已截止".into(),
+                    "not_in_publicity" => "当前不在公示期，暂不受理异议".into(),
+                    _ => "当前状态下不能进行此操作".into(),
+                },
+            },
+            StoreError::Conflict("expert score") => Self::Conflict {
+                code: "score_already_submitted",
+                message: "您已为该候选人提交评分，提交后不能修改".into(),
+            },
+            StoreError::Conflict("objection answered") => Self::Conflict {
+                code: "objection_already_answered",
+                message: "该异议已答复".into(),
+            },
             StoreError::Conflict(what) => Self::Conflict {
                 code: "already_exists",
                 message: match what {

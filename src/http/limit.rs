@@ -28,7 +28,8 @@ fn class_of(method: &actix_web::http::Method, route: &str) -> Option<Class> {
             | "/api/v1/campaigns/{campaign_id}/ratings"
             | "/api/v1/surveys/{token}",
         ) => Some(Class::Ballot),
-        (&Method::GET, "/s/{token}") => Some(Class::Read),
+        (&Method::POST, "/api/v1/campaigns/{campaign_id}/objections") => Some(Class::Objection),
+        (&Method::GET, "/s/{token}" | "/campaigns/{campaign_id}/results") => Some(Class::Read),
         (&Method::GET, r) if r.starts_with("/api/v1/") && !r.starts_with("/api/v1/admin/") => {
             Some(Class::Read)
         }

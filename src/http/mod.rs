@@ -17,7 +17,9 @@ pub mod health;
 pub mod limit;
 pub mod observe;
 pub mod ratings;
-pub mod review;
+pub mod results;
+pub mod results_page;
+mod review;
 pub mod surveys;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -148,11 +150,25 @@ where
         .service(surveys::answer)
         .service(ratings::opinions)
         .service(ratings::answer)
+        .service(results::assign)
+        .service(results::experts)
+        .service(results::sheet)
+        .service(results::score)
+        .service(results::preview)
+        .service(results::freeze_draft)
+        .service(results::publish)
+        .service(results::published_results)
+        .service(results::results_draft)
+        .service(results::results_csv)
+        .service(results::submit_objection)
+        .service(results::objections)
+        .service(results::answer)
         .service(openapi_json);
     if dev_login {
         api = api.service(auth::dev_login);
     }
     app.service(surveys::page)
+        .service(results_page::results_page)
         .service(health::live)
         .service(health::ready)
         .service(health::metrics)

@@ -23,6 +23,7 @@ use crate::domain::rating::{Level, RaterGroup};
 use crate::domain::record::{
     Actor, CampaignState, CandidateState, CategoryState, Snapshot, TargetState,
 };
+use crate::domain::results;
 use crate::domain::review;
 use crate::domain::score::Component;
 use crate::domain::staff::Role;
@@ -58,6 +59,15 @@ pub enum StoreError {
     Refused(BallotRefusal),
     #[error("rating refused: {0:?}")]
     RatingRefused(RatingRefusal),
+    /// The campaign's results are published: its chain is sealed and nothing can change.
+    #[error("the campaign is published")]
+    Published,
+    /// The chain moved past the head a computation was based on; compute again.
+    #[error("the chain moved on")]
+    HeadMoved,
+    /// Refused in the campaign's present state; the string names the state's error code.
+    #[error("refused: {0}")]
+    Closed(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +153,8 @@ pub struct Campaign {
     pub rules: Rules,
     pub is_draft: bool,
     pub created_at: DateTime<Utc>,
+    /// The seq of the `results.published` entry, once published.
+    pub published_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -659,6 +671,96 @@ impl Target {
     }
 }
 
+/// An expert's categories in a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpertAssignment {
+    pub staff_id: i64,
+    pub username: String,
+    pub category_ids: Vec<i64>,
+}
+
+/// An expert's score of a candidate, to record.
+#[derive(Debug, Clone)]
+pub struct NewExpertScore {
+    pub campaign_id: i64,
+    pub staff_id: i64,
+    pub candidate_id: i64,
+    pub points: std::collections::BTreeMap<String, i64>,
+    pub total: i64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpertScore {
+    pub staff_id: i64,
+    pub candidate_id: i64,
+    pub points: std::collections::BTreeMap<String, i64>,
+    pub total: i64,
+    pub seq: i64,
+    pub receipt: String,
+    pub scored_at: DateTime<Utc>,
+}
+
+/// What results are computed from, read in one snapshot with the chain's head at that moment.
+#[derive(Debug, Clone)]
+pub struct ResultInputs {
+    pub head: (i64, String),
+    pub campaign: Campaign,
+    pub categories: Vec<Category>,
+    pub candidates: Vec<Candidate>,
+    /// Counted votes per candidate, from the ledger.
+    pub votes: std::collections::BTreeMap<i64, i64>,
+    /// Every expert total per candidate.
+    pub expert_totals: std::collections::HashMap<i64, Vec<i64>>,
+    /// The latest frozen results' stage, if any.
+    pub last_frozen: Option<results::Stage>,
+    pub open_objections: i64,
+}
+
+/// Results frozen in the chain.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    pub campaign_id: i64,
+    /// The seq of the entry that froze them.
+    pub seq: i64,
+    pub results: results::Results,
+    pub snapshot_hash: String,
+    /// The chain's head just before the freezing entry.
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub frozen_at: DateTime<Utc>,
+}
+
+/// An objection to a draft result, as received.
+#[derive(Debug, Clone)]
+pub struct NewObjection {
+    pub campaign_id: i64,
+    pub candidate_id: Option<i64>,
+    /// The name and contact, sealed by the vault.
+    pub name_enc: Option<String>,
+    pub contact_enc: String,
+    pub content: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Objection {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub candidate_id: Option<i64>,
+    pub name_enc: Option<String>,
+    pub contact_enc: String,
+    pub content: String,
+    /// `open` or `answered`.
+    pub status: String,
+    /// `upheld` or `rejected` once answered.
+    pub verdict: Option<String>,
+    pub answer: Option<String>,
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
 /// Which candidates a citizen's list asks for. `after_number` is the cursor.
 #[derive(Debug, Clone, Default)]
 pub struct CandidateQuery {
@@ -936,6 +1038,62 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<RawEntry>>;
     /// The campaign's current state as the database holds it, to compare with the chain's.
     async fn snapshot(&self, campaign_id: i64) -> StoreResult<Snapshot>;
+
+    // Results: experts, freezing and publication, objections.
+    /// Sets the categories an expert scores (replacing earlier ones), on the record.
+    async fn assign_expert(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        staff_id: i64,
+        category_ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> StoreResult<ExpertAssignment>;
+    async fn expert_assignments(&self, campaign_id: i64) -> StoreResult<Vec<ExpertAssignment>>;
+    /// Records a score once: `Conflict("expert score")` again, `NotFound` for a candidate
+    /// outside the expert's categories, `Closed("scoring_closed")` once results are frozen.
+    async fn record_expert_score(
+        &self,
+        actor: &Actor,
+        s: &NewExpertScore,
+    ) -> StoreResult<ExpertScore>;
+    async fn expert_scores(
+        &self,
+        campaign_id: i64,
+        staff_id: Option<i64>,
+    ) -> StoreResult<Vec<ExpertScore>>;
+    /// Everything results are computed from, in one snapshot.
+    async fn result_inputs(&self, campaign_id: i64) -> StoreResult<ResultInputs>;
+    /// Freezes results computed at `based_on` (the head seq of their inputs): `HeadMoved`
+    /// when the chain has moved since. Final results seal the chain.
+    async fn freeze_results(
+        &self,
+        actor: &Actor,
+        results: &results::Results,
+        snapshot_hash: &str,
+        based_on: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Frozen>;
+    /// The latest frozen results of a stage.
+    async fn frozen_results(
+        &self,
+        campaign_id: i64,
+        stage: results::Stage,
+    ) -> StoreResult<Option<Frozen>>;
+    /// Records an objection while a draft is in publicity (`Closed("not_in_publicity")`
+    /// otherwise).
+    async fn add_objection(&self, o: &NewObjection) -> StoreResult<Objection>;
+    async fn list_objections(&self, campaign_id: i64) -> StoreResult<Vec<Objection>>;
+    /// Answers an open objection once (`Conflict("objection answered")` again).
+    async fn answer_objection(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        objection_id: i64,
+        upheld: bool,
+        answer: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Objection>;
 }
 
 /// Opens the store the settings name and applies its migrations.
@@ -952,6 +1110,16 @@ pub async fn connect(settings: &Settings) -> StoreResult<Arc<dyn Store>> {
 }
 
 /// Decodes the JSON columns shared by both backends.
+fn decode_stage(s: &str) -> StoreResult<results::Stage> {
+    match s {
+        "draft" => Ok(results::Stage::Draft),
+        "final" => Ok(results::Stage::Final),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown results stage {other}"
+        ))),
+    }
+}
+
 fn decode_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

@@ -11,7 +11,8 @@
 
 macro_rules! campaign_columns {
     () => {
-        "id, kind, title, description, timezone, phases, rules, is_draft, created_at"
+        "id, kind, title, description, timezone, phases, rules, is_draft, created_at, \
+         (SELECT sealed_seq FROM audit_heads h WHERE h.campaign_id = campaigns.id) AS published_seq"
     };
 }
 
@@ -40,6 +41,12 @@ macro_rules! opinion_columns {
     };
 }
 
+macro_rules! objection_columns {
+    () => {
+        "id, campaign_id, candidate_id, name_enc, contact_enc, content, status, verdict, answer, seq, created_at, answered_at"
+    };
+}
+
 macro_rules! sql_store {
     (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
@@ -63,6 +70,7 @@ macro_rules! sql_store {
                 rules: decode_json("rules", r.try_get("rules")?)?,
                 is_draft: r.try_get("is_draft")?,
                 created_at: r.try_get("created_at")?,
+                published_seq: r.try_get("published_seq")?,
             })
         }
 
@@ -92,6 +100,23 @@ macro_rules! sql_store {
             })
         }
 
+        fn objection_from_row(r: &DbRow) -> StoreResult<Objection> {
+            Ok(Objection {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                candidate_id: r.try_get("candidate_id")?,
+                name_enc: r.try_get("name_enc")?,
+                contact_enc: r.try_get("contact_enc")?,
+                content: r.try_get("content")?,
+                status: r.try_get("status")?,
+                verdict: r.try_get("verdict")?,
+                answer: r.try_get("answer")?,
+                seq: r.try_get("seq")?,
+                created_at: r.try_get("created_at")?,
+                answered_at: r.try_get("answered_at")?,
+            })
+        }
+
         fn target_from_row(r: &DbRow) -> StoreResult<Target> {
             Ok(Target {
                 id: r.try_get("id")?,
@@ -114,12 +139,17 @@ macro_rules! sql_store {
         }
 
         /// Locks the campaign's chain head for the rest of the transaction: its seq and hash.
+        /// A sealed chain (published results) refuses: every change appends, so this is
+        /// where "nothing changes after publication" holds.
         async fn lock_head(conn: &mut DbConn, campaign_id: i64) -> StoreResult<(i64, String)> {
-            let head = sqlx::query(concat!("SELECT seq, hash FROM audit_heads WHERE campaign_id = $1", $lock))
+            let head = sqlx::query(concat!("SELECT seq, hash, sealed_seq FROM audit_heads WHERE campaign_id = $1", $lock))
                 .bind(campaign_id)
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound)?;
+            if head.try_get::<Option<i64>, _>("sealed_seq")?.is_some() {
+                return Err(StoreError::Published);
+            }
             Ok((head.try_get("seq")?, head.try_get("hash")?))
         }
 
@@ -561,7 +591,15 @@ macro_rules! sql_store {
                         continue;
                     }
                     let bodies = members.iter().map(|i| batch[*i].entry_body()).collect();
-                    let head = lock_head(&mut tx, campaign_id).await?;
+                    let head = match lock_head(&mut tx, campaign_id).await {
+                        Err(StoreError::Published) => {
+                            for i in members {
+                                results[i] = Some(Err(StoreError::Published));
+                            }
+                            continue;
+                        }
+                        head => head?,
+                    };
                     let linked = chain(head, bodies)?;
                     let rows: Vec<&NewBallot> = members.iter().map(|i| &batch[*i]).collect();
                     let ballots = $writer(&mut tx, campaign_id, &linked, &rows).await?;
@@ -1436,11 +1474,12 @@ macro_rules! sql_store {
                 })?;
                 let now = Utc::now();
                 let mut tx = self.pool.begin_with($begin).await?;
-                let row = sqlx::query(concat!(
+                let row = sqlx::query(
                     "INSERT INTO campaigns (kind, title, description, timezone, phases, rules, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
-                    campaign_columns!()
-                ))
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING \
+                     id, kind, title, description, timezone, phases, rules, is_draft, created_at, \
+                     CAST(NULL AS BIGINT) AS published_seq",
+                )
                 .bind(c.kind.as_str())
                 .bind(&c.title)
                 .bind(&c.description)
@@ -1871,6 +1910,467 @@ macro_rules! sql_store {
                     s.blocks.insert(state.key(), (state, 0));
                 }
                 Ok(s)
+            }
+
+            async fn assign_expert(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                staff_id: i64,
+                category_ids: &[i64],
+                at: DateTime<Utc>,
+            ) -> StoreResult<ExpertAssignment> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let row = sqlx::query("SELECT username, role FROM staff_users WHERE id = $1")
+                    .bind(staff_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                if decode_role(row.try_get("role")?)? != Role::Expert {
+                    return Err(StoreError::Invalid(FieldError {
+                        field: "username".into(),
+                        message: "该账号不是评委（expert）账号".into(),
+                    }));
+                }
+                let username: String = row.try_get("username")?;
+                let mut ids = category_ids.to_vec();
+                ids.sort_unstable();
+                ids.dedup();
+                for id in &ids {
+                    let known: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE campaign_id = $1 AND id = $2")
+                        .bind(campaign_id)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if known.is_none() {
+                        return Err(StoreError::Invalid(FieldError {
+                            field: "category_ids".into(),
+                            message: format!("本活动没有类别 {id}"),
+                        }));
+                    }
+                }
+                sqlx::query("DELETE FROM expert_assignments WHERE campaign_id = $1 AND staff_id = $2")
+                    .bind(campaign_id)
+                    .bind(staff_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for id in &ids {
+                    sqlx::query("INSERT INTO expert_assignments (campaign_id, staff_id, category_id) VALUES ($1, $2, $3)")
+                        .bind(campaign_id)
+                        .bind(staff_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let body = record::body(
+                    kinds::EXPERT_ASSIGNED,
+                    actor,
+                    at,
+                    campaign_id,
+                    json!({"expert": {
+                        "staff_id": staff_id.to_string(),
+                        "username": username,
+                        "category_ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    }}),
+                );
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(ExpertAssignment { staff_id, username, category_ids: ids })
+            }
+
+            async fn expert_assignments(&self, campaign_id: i64) -> StoreResult<Vec<ExpertAssignment>> {
+                let rows = sqlx::query(
+                    "SELECT a.staff_id, s.username, a.category_id FROM expert_assignments a \
+                     JOIN staff_users s ON s.id = a.staff_id WHERE a.campaign_id = $1 ORDER BY s.username, a.category_id",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<ExpertAssignment> = Vec::new();
+                for r in rows {
+                    let staff_id: i64 = r.try_get("staff_id")?;
+                    let category_id: i64 = r.try_get("category_id")?;
+                    match out.last_mut() {
+                        Some(a) if a.staff_id == staff_id => a.category_ids.push(category_id),
+                        _ => out.push(ExpertAssignment {
+                            staff_id,
+                            username: r.try_get("username")?,
+                            category_ids: vec![category_id],
+                        }),
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn record_expert_score(&self, actor: &Actor, s: &NewExpertScore) -> StoreResult<ExpertScore> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                // The head first: scores queue behind a freeze, and see it.
+                let head = lock_head(&mut tx, s.campaign_id).await?;
+                let frozen: Option<i64> = sqlx::query_scalar("SELECT seq FROM results WHERE campaign_id = $1 LIMIT 1")
+                    .bind(s.campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if frozen.is_some() {
+                    return Err(StoreError::Closed("scoring_closed"));
+                }
+                let status: Option<String> = sqlx::query_scalar(
+                    "SELECT c.status FROM candidates c JOIN expert_assignments a \
+                     ON a.campaign_id = c.campaign_id AND a.category_id = c.category_id \
+                     WHERE c.campaign_id = $1 AND c.id = $2 AND a.staff_id = $3",
+                )
+                .bind(s.campaign_id)
+                .bind(s.candidate_id)
+                .bind(s.staff_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match status.as_deref() {
+                    None => return Err(StoreError::NotFound),
+                    Some("approved") => {}
+                    Some(_) => {
+                        return Err(StoreError::Invalid(FieldError {
+                            field: "candidate_id".into(),
+                            message: "只能为已通过审核的候选人打分".into(),
+                        }));
+                    }
+                }
+                let body = record::body(
+                    kinds::EXPERT_SCORED,
+                    actor,
+                    s.at,
+                    s.campaign_id,
+                    json!({"score": {
+                        "expert_id": s.staff_id.to_string(),
+                        "candidate_id": s.candidate_id.to_string(),
+                        "points": s.points,
+                        "total": s.total,
+                    }}),
+                );
+                let linked = chain(head, vec![body])?;
+                let entry = linked.entries[0].clone();
+                sqlx::query(
+                    "INSERT INTO expert_scores (campaign_id, staff_id, candidate_id, points, total, seq, receipt, scored_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(s.campaign_id)
+                .bind(s.staff_id)
+                .bind(s.candidate_id)
+                .bind(json_text(&s.points)?)
+                .bind(s.total)
+                .bind(entry.seq)
+                .bind(&entry.hash)
+                .bind(s.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "expert score"))?;
+                insert_entries(&mut tx, s.campaign_id, &linked).await?;
+                tx.commit().await?;
+                Ok(ExpertScore {
+                    staff_id: s.staff_id,
+                    candidate_id: s.candidate_id,
+                    points: s.points.clone(),
+                    total: s.total,
+                    seq: entry.seq,
+                    receipt: entry.hash,
+                    scored_at: s.at,
+                })
+            }
+
+            async fn expert_scores(&self, campaign_id: i64, staff_id: Option<i64>) -> StoreResult<Vec<ExpertScore>> {
+                let rows = sqlx::query(
+                    "SELECT staff_id, candidate_id, points, total, seq, receipt, scored_at FROM expert_scores \
+                     WHERE campaign_id = $1 AND ($2 IS NULL OR staff_id = $2) ORDER BY seq",
+                )
+                .bind(campaign_id)
+                .bind(staff_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ExpertScore {
+                            staff_id: r.try_get("staff_id")?,
+                            candidate_id: r.try_get("candidate_id")?,
+                            points: decode_json("points", r.try_get("points")?)?,
+                            total: r.try_get("total")?,
+                            seq: r.try_get("seq")?,
+                            receipt: r.try_get("receipt")?,
+                            scored_at: r.try_get("scored_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn result_inputs(&self, campaign_id: i64) -> StoreResult<ResultInputs> {
+                let mut tx = self.pool.begin_with($snapshot).await?;
+                let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let head = (row.try_get("seq")?, row.try_get("hash")?);
+                let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1"))
+                    .bind(campaign_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let campaign = campaign_from_row(&row)?;
+                let categories = sqlx::query("SELECT id, campaign_id, name, winners FROM categories WHERE campaign_id = $1 ORDER BY id")
+                    .bind(campaign_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(category_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let candidates = sqlx::query(concat!("SELECT ", candidate_columns!(), " FROM candidates WHERE campaign_id = $1 ORDER BY id"))
+                    .bind(campaign_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(candidate_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let votes = tally(&mut tx, campaign_id).await?.votes.into_iter().collect();
+                let mut expert_totals: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+                for r in sqlx::query("SELECT candidate_id, total FROM expert_scores WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    expert_totals.entry(r.try_get("candidate_id")?).or_default().push(r.try_get("total")?);
+                }
+                let last: Option<String> = sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let open_objections: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objections WHERE campaign_id = $1 AND status = 'open'")
+                    .bind(campaign_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ResultInputs {
+                    head,
+                    campaign,
+                    categories,
+                    candidates,
+                    votes,
+                    expert_totals,
+                    last_frozen: last.as_deref().map(decode_stage).transpose()?,
+                    open_objections,
+                })
+            }
+
+            async fn freeze_results(
+                &self,
+                actor: &Actor,
+                r: &results::Results,
+                snapshot_hash: &str,
+                based_on: i64,
+                at: DateTime<Utc>,
+            ) -> StoreResult<Frozen> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                // In the order every change of the campaign takes its locks.
+                lock_campaign(&mut tx, r.campaign_id).await?;
+                let head = lock_head(&mut tx, r.campaign_id).await?;
+                if head.0 != based_on {
+                    return Err(StoreError::HeadMoved);
+                }
+                let results_json = serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let body = record::body(
+                    r.stage.entry_kind(),
+                    actor,
+                    at,
+                    r.campaign_id,
+                    json!({
+                        "results": results_json,
+                        "snapshot_hash": snapshot_hash,
+                        "audit_head": {"seq": head.0, "hash": head.1},
+                    }),
+                );
+                let linked = chain(head.clone(), vec![body])?;
+                insert_entries(&mut tx, r.campaign_id, &linked).await?;
+                let seq = linked.entries[0].seq;
+                sqlx::query(
+                    "INSERT INTO results (campaign_id, seq, stage, body, snapshot_hash, head_seq, head_hash, frozen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(r.campaign_id)
+                .bind(seq)
+                .bind(r.stage.as_str())
+                .bind(json_text(r)?)
+                .bind(snapshot_hash)
+                .bind(head.0)
+                .bind(&head.1)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                if r.stage == results::Stage::Final {
+                    sqlx::query("UPDATE audit_heads SET sealed_seq = $1 WHERE campaign_id = $2")
+                        .bind(seq)
+                        .bind(r.campaign_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Frozen {
+                    campaign_id: r.campaign_id,
+                    seq,
+                    results: r.clone(),
+                    snapshot_hash: snapshot_hash.to_string(),
+                    head_seq: head.0,
+                    head_hash: head.1,
+                    frozen_at: at,
+                })
+            }
+
+            async fn frozen_results(&self, campaign_id: i64, stage: results::Stage) -> StoreResult<Option<Frozen>> {
+                let row = sqlx::query(
+                    "SELECT seq, body, snapshot_hash, head_seq, head_hash, frozen_at FROM results \
+                     WHERE campaign_id = $1 AND stage = $2 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(campaign_id)
+                .bind(stage.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(Frozen {
+                        campaign_id,
+                        seq: r.try_get("seq")?,
+                        results: decode_json("results", r.try_get("body")?)?,
+                        snapshot_hash: r.try_get("snapshot_hash")?,
+                        head_seq: r.try_get("head_seq")?,
+                        head_hash: r.try_get("head_hash")?,
+                        frozen_at: r.try_get("frozen_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn add_objection(&self, o: &NewObjection) -> StoreResult<Objection> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let head = lock_head(&mut tx, o.campaign_id).await?;
+                let last: Option<String> = sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(o.campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if last.as_deref() != Some("draft") {
+                    return Err(StoreError::Closed("not_in_publicity"));
+                }
+                if let Some(c) = o.candidate_id {
+                    let known: Option<i64> = sqlx::query_scalar("SELECT id FROM candidates WHERE campaign_id = $1 AND id = $2")
+                        .bind(o.campaign_id)
+                        .bind(c)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if known.is_none() {
+                        return Err(StoreError::Invalid(FieldError {
+                            field: "candidate_id".into(),
+                            message: "本活动没有这位候选人".into(),
+                        }));
+                    }
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO objections (campaign_id, candidate_id, name_enc, contact_enc, content, seq, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(o.campaign_id)
+                .bind(o.candidate_id)
+                .bind(&o.name_enc)
+                .bind(&o.contact_enc)
+                .bind(&o.content)
+                .bind(head.0 + 1)
+                .bind(o.at)
+                .fetch_one(&mut *tx)
+                .await?;
+                // The text itself stays off the chain (it may name people); its hash is on it.
+                let digest = {
+                    use sha2::Digest;
+                    audit::to_hex(&sha2::Sha256::digest(o.content.as_bytes()).into())
+                };
+                let body = record::body(
+                    kinds::OBJECTION_RECEIVED,
+                    &Actor::System("public"),
+                    o.at,
+                    o.campaign_id,
+                    json!({"objection": {
+                        "id": id.to_string(),
+                        "candidate_id": o.candidate_id.map(|c| c.to_string()),
+                        "content_sha256": digest,
+                    }}),
+                );
+                let entry = append_at(&mut tx, o.campaign_id, head, vec![body]).await?.remove(0);
+                tx.commit().await?;
+                Ok(Objection {
+                    id,
+                    campaign_id: o.campaign_id,
+                    candidate_id: o.candidate_id,
+                    name_enc: o.name_enc.clone(),
+                    contact_enc: o.contact_enc.clone(),
+                    content: o.content.clone(),
+                    status: "open".into(),
+                    verdict: None,
+                    answer: None,
+                    seq: entry.seq,
+                    created_at: o.at,
+                    answered_at: None,
+                })
+            }
+
+            async fn list_objections(&self, campaign_id: i64) -> StoreResult<Vec<Objection>> {
+                let rows = sqlx::query(concat!("SELECT ", objection_columns!(), " FROM objections WHERE campaign_id = $1 ORDER BY id"))
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(objection_from_row).collect()
+            }
+
+            async fn answer_objection(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                objection_id: i64,
+                upheld: bool,
+                answer: &str,
+                at: DateTime<Utc>,
+            ) -> StoreResult<Objection> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let head = lock_head(&mut tx, campaign_id).await?;
+                let verdict = if upheld { "upheld" } else { "rejected" };
+                let answered = sqlx::query(concat!(
+                    "UPDATE objections SET status = 'answered', verdict = $1, answer = $2, answered_at = $3, answer_seq = $4 \
+                     WHERE campaign_id = $5 AND id = $6 AND status = 'open' RETURNING ",
+                    objection_columns!()
+                ))
+                .bind(verdict)
+                .bind(answer)
+                .bind(at)
+                .bind(head.0 + 1)
+                .bind(campaign_id)
+                .bind(objection_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = answered else {
+                    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM objections WHERE campaign_id = $1 AND id = $2")
+                        .bind(campaign_id)
+                        .bind(objection_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Err(match exists {
+                        Some(_) => StoreError::Conflict("objection answered"),
+                        None => StoreError::NotFound,
+                    });
+                };
+                let body = record::body(
+                    kinds::OBJECTION_ANSWERED,
+                    actor,
+                    at,
+                    campaign_id,
+                    json!({"objection": {
+                        "id": objection_id.to_string(),
+                        "verdict": verdict,
+                        "answer": answer,
+                    }}),
+                );
+                append_at(&mut tx, campaign_id, head, vec![body]).await?;
+                tx.commit().await?;
+                objection_from_row(&row)
             }
         }
     };

@@ -221,6 +221,35 @@ async fn the_openapi_document_describes_every_route() {
         ("/s/{token}", "get"),
         ("/api/v1/admin/opinions", "get"),
         ("/api/v1/admin/opinions/{opinion_id}/answer", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/experts", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/experts", "get"),
+        ("/api/v1/admin/campaigns/{campaign_id}/expert/sheet", "get"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/expert/scores",
+            "post",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/results/preview",
+            "get",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/results/draft",
+            "post",
+        ),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/results/publish",
+            "post",
+        ),
+        ("/api/v1/campaigns/{campaign_id}/results", "get"),
+        ("/api/v1/campaigns/{campaign_id}/results/draft", "get"),
+        ("/api/v1/campaigns/{campaign_id}/results.csv", "get"),
+        ("/api/v1/campaigns/{campaign_id}/objections", "post"),
+        ("/api/v1/admin/campaigns/{campaign_id}/objections", "get"),
+        (
+            "/api/v1/admin/campaigns/{campaign_id}/objections/{objection_id}/answer",
+            "post",
+        ),
+        ("/campaigns/{campaign_id}/results", "get"),
     ];
     for (path, method) in expected {
         assert!(

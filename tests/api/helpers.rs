@@ -179,6 +179,7 @@ impl TestApp {
             ("rate_ballots_per_ip".into(), "off".into()),
             ("rate_ballots_per_voter".into(), "off".into()),
             ("rate_reads_per_ip".into(), "off".into()),
+            ("rate_objections_per_ip".into(), "off".into()),
         ];
         if backend == Backend::Postgres {
             pairs.push(("redis_url".into(), opts.redis_url.unwrap_or_else(redis_url)));
