@@ -64,6 +64,7 @@ struct RawSettings {
     sms_template_id: Option<String>,
     sms_region: String,
     sms_timeout_ms: u64,
+    sms_unknown_horizon_hours: u32,
     survey_ttl_days: u32,
     public_base_url: String,
 }
@@ -115,6 +116,7 @@ impl Default for RawSettings {
             sms_template_id: None,
             sms_region: "ap-guangzhou".into(),
             sms_timeout_ms: 5_000,
+            sms_unknown_horizon_hours: 24,
             survey_ttl_days: 14,
             public_base_url: "http://127.0.0.1:8080".into(),
         }
@@ -183,6 +185,9 @@ pub struct SmsSettings {
     pub survey_ttl: Duration,
     /// Where citizens reach the service: links are `<base>/s/<token>`.
     pub public_base_url: String,
+    /// How long after a send of unknown outcome the gateway is asked about it (and its
+    /// answers trusted): past it, a send the gateway cannot tell about is failed.
+    pub unknown_horizon: Duration,
     /// The gateway's account, for `tencent` and `aliyun`.
     pub account: Option<GatewayAccount>,
 }
@@ -443,8 +448,9 @@ impl Settings {
                         "must be an http:// or https:// URL",
                     ));
                 }
-                if raw.sms_timeout_ms == 0 {
-                    return Err(bad("MINYI_SMS_TIMEOUT_MS", "must be greater than 0"));
+                // A send must end well within its lease's last minute (see `app::sms`).
+                if !(1..=30_000).contains(&raw.sms_timeout_ms) {
+                    return Err(bad("MINYI_SMS_TIMEOUT_MS", "must be between 1 and 30000"));
                 }
                 Some(GatewayAccount {
                     api_base,
@@ -470,6 +476,14 @@ impl Settings {
         };
         if !(1..=1000).contains(&raw.sms_per_second) {
             return Err(bad("MINYI_SMS_PER_SECOND", "must be between 1 and 1000"));
+        }
+        // Longer than a gateway takes to show a send (Tencent: an hour), shorter than its
+        // status query reaches back (Tencent: seven days) by a day.
+        if !(2..=144).contains(&raw.sms_unknown_horizon_hours) {
+            return Err(bad(
+                "MINYI_SMS_UNKNOWN_HORIZON_HOURS",
+                "must be between 2 and 144",
+            ));
         }
         if !(1..=90).contains(&raw.survey_ttl_days) {
             return Err(bad("MINYI_SURVEY_TTL_DAYS", "must be between 1 and 90"));
@@ -532,6 +546,9 @@ impl Settings {
                 per_second: raw.sms_per_second,
                 survey_ttl: Duration::from_secs(u64::from(raw.survey_ttl_days) * 86_400),
                 public_base_url: raw.public_base_url.trim_end_matches('/').to_string(),
+                unknown_horizon: Duration::from_secs(
+                    u64::from(raw.sms_unknown_horizon_hours) * 3600,
+                ),
                 account,
             },
         })
@@ -615,6 +632,27 @@ mod tests {
         }
         let e = Settings::from_pairs(&[("survey_retention_days", "0")]).unwrap_err();
         assert_eq!(e.setting, "MINYI_SURVEY_RETENTION_DAYS");
+    }
+
+    #[test]
+    fn the_unknown_outcome_horizon_and_the_gateway_timeout_are_bounded() {
+        let s = Settings::from_pairs(&[]).unwrap();
+        assert_eq!(s.sms.unknown_horizon, Duration::from_secs(24 * 3600));
+        for hours in ["1", "145"] {
+            let e = Settings::from_pairs(&[("sms_unknown_horizon_hours", hours)]).unwrap_err();
+            assert_eq!(e.setting, "MINYI_SMS_UNKNOWN_HORIZON_HOURS");
+        }
+        let aliyun = [
+            ("sms_gateway", "aliyun"),
+            ("sms_secret_id", "id"),
+            ("sms_secret_key", "key"),
+            ("sms_sign_name", "示例"),
+            ("sms_template_id", "SMS_1"),
+        ];
+        assert!(Settings::from_pairs(&aliyun).is_ok());
+        let slow = [aliyun.as_slice(), &[("sms_timeout_ms", "30001")]].concat();
+        let e = Settings::from_pairs(&slow).unwrap_err();
+        assert_eq!(e.setting, "MINYI_SMS_TIMEOUT_MS");
     }
 
     #[test]

@@ -145,6 +145,18 @@ impl crate::app::sms::Gateway for KeepLinks {
             .push(link.to_string());
         Ok(())
     }
+
+    /// Never unanswered, so never asked; "taken" keeps the rule of the real gateways.
+    async fn status(
+        &self,
+        _q: &crate::app::sms::StatusQuery<'_>,
+    ) -> Result<crate::app::sms::Known, crate::app::sms::GatewayError> {
+        Ok(crate::app::sms::Known::Accepted)
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Seeds the demo evaluation (the hospitals and some departments, in its rating window) with

@@ -1,20 +1,31 @@
-//! Aliyun SMS (`SendSms`, API 2017-05-25), signed with ACS3-HMAC-SHA256 ("Signature V3") as
-//! Aliyun documents it: a canonical request of the method, path, the sorted and
-//! percent-encoded query, the `host` and `x-acs-*` headers and the body's SHA-256; the string
-//! to sign is the algorithm and the canonical request's SHA-256, signed with the secret.
-//! The parameters travel in the query, the body is empty.
+//! Aliyun SMS (`SendSms` and `QuerySendDetails`, API 2017-05-25), signed with
+//! ACS3-HMAC-SHA256 ("Signature V3") as Aliyun documents it: a canonical request of the
+//! method, path, the sorted and percent-encoded query, the `host` and `x-acs-*` headers and
+//! the body's SHA-256; the string to sign is the algorithm and the canonical request's
+//! SHA-256, signed with the secret. The parameters travel in the query, the body is empty.
+//!
+//! Each send carries our record id as `OutId`, which `QuerySendDetails` (the sends to one
+//! number on one day) returns with each send it took, from the moment it took it (waiting
+//! for the receipt, `SendStatus` 1): that is how a send of unknown outcome is found.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::app::sms::{Gateway, GatewayError};
+use crate::app::sms::{Failure, Gateway, GatewayError, Known, StatusQuery};
 use crate::config::{GatewayAccount, Secret};
 
 const VERSION: &str = "2017-05-25";
+/// `QuerySendDetails` pages: Aliyun's largest, and how many are read at most (a number gets
+/// a handful of SMS a day: Aliyun's own flow control caps it).
+const PAGE_SIZE: u64 = 50;
+const MAX_PAGES: u64 = 4;
+/// Aliyun lists a send as soon as it takes it; this leaves its records time to catch up.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(300);
 /// The SHA-256 of an empty body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -117,31 +128,43 @@ fn retryable(code: &str) -> bool {
 }
 
 fn refused(code: &str) -> GatewayError {
-    GatewayError {
-        code: code.to_string(),
-        retryable: retryable(code),
-    }
+    let failure = if retryable(code) {
+        Failure::Retryable
+    } else {
+        Failure::Final
+    };
+    GatewayError::new(code, failure)
 }
 
-#[async_trait]
-impl Gateway for AliyunSms {
-    fn name(&self) -> &'static str {
-        "aliyun"
-    }
+/// The days (`yyyyMMdd`, Beijing time, as `SendDate` counts them) a send between `since` and
+/// `until` may be listed under; at most three.
+pub fn send_dates(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<String> {
+    let day = |t: DateTime<Utc>| t.with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    let (first, last) = (day(since), day(until));
+    first
+        .iter_days()
+        .take_while(|d| *d <= last.max(first))
+        .take(3)
+        .map(|d| d.format("%Y%m%d").to_string())
+        .collect()
+}
 
-    async fn send(&self, record_id: i64, phone: &str, link: &str) -> Result<(), GatewayError> {
-        let query: BTreeMap<String, String> = [
-            ("PhoneNumbers", phone.to_string()),
-            ("SignName", self.sign_name.clone()),
-            ("TemplateCode", self.template_code.clone()),
-            ("TemplateParam", json!({"link": link}).to_string()),
-            // Our record, so that a delivery report or a status query finds it.
-            ("OutId", record_id.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+/// `TotalCount`, which Aliyun's SDKs read as a string and its examples show as a number.
+fn total_count(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+        .unwrap_or(0)
+}
+
+impl AliyunSms {
+    /// A signed call of `action` with `params` in the query: the answer, when its `Code` is
+    /// `OK`.
+    async fn call(&self, action: &str, params: &[(&str, String)]) -> Result<Value, GatewayError> {
+        let query: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let date = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = crate::app::sms::new_token();
         let host = self.host();
         let auth = authorization(
@@ -150,7 +173,7 @@ impl Gateway for AliyunSms {
             &query,
             &AcsHeaders {
                 host: &host,
-                action: "SendSms",
+                action,
                 version: VERSION,
                 date: &date,
                 nonce: &nonce,
@@ -160,7 +183,7 @@ impl Gateway for AliyunSms {
             .http
             .post(format!("{}/?{}", self.base_url, canonical_query(&query)))
             .header("Authorization", auth)
-            .header("x-acs-action", "SendSms")
+            .header("x-acs-action", action)
             .header("x-acs-version", VERSION)
             .header("x-acs-date", &date)
             .header("x-acs-signature-nonce", &nonce)
@@ -171,10 +194,77 @@ impl Gateway for AliyunSms {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or_default();
         match body["Code"].as_str() {
-            Some("OK") => Ok(()),
+            Some("OK") => Ok(body),
             Some(code) => Err(refused(code)),
+            // A success whose body cannot be read: taken in, fate unknown.
+            None if status.is_success() => Err(super::unreadable()),
             None => Err(refused(&format!("InternalError.Http{}", status.as_u16()))),
         }
+    }
+
+    /// Whether the sends listed for the number on `date` hold ours.
+    async fn listed_on(&self, q: &StatusQuery<'_>, date: &str) -> Result<bool, GatewayError> {
+        let ours = q.record_id.to_string();
+        for page in 1..=MAX_PAGES {
+            let body = self
+                .call(
+                    "QuerySendDetails",
+                    &[
+                        ("PhoneNumber", q.phone.to_string()),
+                        ("SendDate", date.to_string()),
+                        ("PageSize", PAGE_SIZE.to_string()),
+                        ("CurrentPage", page.to_string()),
+                    ],
+                )
+                .await?;
+            let details = body["SmsSendDetailDTOs"]["SmsSendDetailDTO"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if details.iter().any(|d| d["OutId"].as_str() == Some(&ours)) {
+                return Ok(true);
+            }
+            if page * PAGE_SIZE >= total_count(&body["TotalCount"]) {
+                return Ok(false);
+            }
+        }
+        Err(refused("InternalError.TooManyRecords"))
+    }
+}
+
+#[async_trait]
+impl Gateway for AliyunSms {
+    fn name(&self) -> &'static str {
+        "aliyun"
+    }
+
+    async fn send(&self, record_id: i64, phone: &str, link: &str) -> Result<(), GatewayError> {
+        self.call(
+            "SendSms",
+            &[
+                ("PhoneNumbers", phone.to_string()),
+                ("SignName", self.sign_name.clone()),
+                ("TemplateCode", self.template_code.clone()),
+                ("TemplateParam", json!({"link": link}).to_string()),
+                // Our record, so that a delivery report or a status query finds it.
+                ("OutId", record_id.to_string()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn status(&self, q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        for date in send_dates(q.since, q.until) {
+            if self.listed_on(q, &date).await? {
+                return Ok(Known::Accepted);
+            }
+        }
+        Ok(Known::NoRecord)
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        SETTLE
     }
 }
 
@@ -210,6 +300,26 @@ mod tests {
              x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,\
              Signature=06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0"
         );
+    }
+
+    #[test]
+    fn a_send_is_looked_for_on_the_beijing_days_it_may_be_listed_under() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // 15:59 UTC is 23:59 in Beijing; two minutes later is the next day there.
+        assert_eq!(
+            send_dates(t("2026-11-20T15:59:00Z"), t("2026-11-20T16:01:00Z")),
+            ["20261120", "20261121"]
+        );
+        assert_eq!(
+            send_dates(t("2026-11-20T02:00:00Z"), t("2026-11-20T02:02:00Z")),
+            ["20261120"]
+        );
+        assert_eq!(
+            send_dates(t("2026-11-01T00:00:00Z"), t("2026-11-30T00:00:00Z")).len(),
+            3
+        );
+        assert_eq!(total_count(&json!("51")), 51);
+        assert_eq!(total_count(&json!(2)), 2);
     }
 
     #[test]

@@ -29,17 +29,22 @@ pub fn host_of(base_url: &str) -> String {
 
 /// What a failed request to an SMS gateway means: one that never reached it (no connection)
 /// can be sent again; one that was sent and got no answer may have gone out, and a person
-/// must not get the text twice (Aliyun documents `SendSms` as not idempotent), so it is not.
+/// must not get the text twice (Aliyun documents `SendSms` as not idempotent): its outcome is
+/// unknown until the gateway is asked (see `app::sms`).
 pub fn unanswered(e: &reqwest::Error) -> crate::app::sms::GatewayError {
+    use crate::app::sms::{Failure, GatewayError};
     if e.is_connect() {
-        crate::app::sms::GatewayError {
-            code: "InternalError.Connect".into(),
-            retryable: true,
-        }
+        GatewayError::new("InternalError.Connect", Failure::Retryable)
     } else {
-        crate::app::sms::GatewayError {
-            code: "timeout: outcome unknown".into(),
-            retryable: false,
-        }
+        GatewayError::new("timeout: outcome unknown", Failure::Unanswered)
     }
+}
+
+/// A success status whose body cannot be read: the gateway answered, but what it did is
+/// unknown.
+pub fn unreadable() -> crate::app::sms::GatewayError {
+    crate::app::sms::GatewayError::new(
+        "unreadable answer: outcome unknown",
+        crate::app::sms::Failure::Unanswered,
+    )
 }

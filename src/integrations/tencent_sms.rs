@@ -1,20 +1,33 @@
-//! Tencent Cloud SMS (`SendSms`, API 2021-01-11), signed with TC3-HMAC-SHA256 as Tencent
-//! documents it ("Signature v3"): a canonical request of the method, path, query, the
-//! `content-type` and `host` headers and the body's SHA-256; a string to sign with the
-//! timestamp and the credential scope `date/sms/tc3_request`; and a key derived from the
-//! secret through the date, the service and `tc3_request`.
+//! Tencent Cloud SMS (`SendSms` and `PullSmsSendStatusByPhoneNumber`, API 2021-01-11), signed
+//! with TC3-HMAC-SHA256 as Tencent documents it ("Signature v3"): a canonical request of the
+//! method, path, query, the `content-type` and `host` headers and the body's SHA-256; a
+//! string to sign with the timestamp and the credential scope `date/sms/tc3_request`; and a
+//! key derived from the secret through the date, the service and `tc3_request`.
+//!
+//! Each send carries our record id as `SessionContext`, which Tencent echoes in the status
+//! records that `PullSmsSendStatusByPhoneNumber` returns for the number: that is how a send
+//! of unknown outcome is found. Those records are the carriers' delivery receipts, so they
+//! come some time after the send, not at once.
 
 use async_trait::async_trait;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::app::sms::{Gateway, GatewayError};
+use crate::app::sms::{Failure, Gateway, GatewayError, Known, StatusQuery};
 use crate::config::Secret;
 
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const SERVICE: &str = "sms";
 const VERSION: &str = "2021-01-11";
+/// The most status records one pull returns (Tencent's `Limit`; its `Offset` is fixed at 0).
+const PULL_LIMIT: usize = 100;
+/// Status records are the carriers' receipts: typically seconds after the send, at times
+/// minutes. A send this old with no record is taken as never accepted. (A phone switched off
+/// for longer delays its receipt longer: that is the price of not losing sends.)
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Our clock and Tencent's may differ a little: the pull starts this much before the claim.
+const CLOCK_SLACK_SECS: i64 = 300;
 
 fn hmac(key: &[u8], message: &str) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
@@ -102,9 +115,64 @@ fn retryable(code: &str) -> bool {
 }
 
 fn refused(code: &str) -> GatewayError {
-    GatewayError {
-        code: code.to_string(),
-        retryable: retryable(code),
+    let failure = if retryable(code) {
+        Failure::Retryable
+    } else {
+        Failure::Final
+    };
+    GatewayError::new(code, failure)
+}
+
+/// Whether status records of the number hold our send: one that carries our record id as its
+/// `SessionContext`. Tencent echoes `SessionContext` in status records only once its SMS
+/// Helper has turned that on for the account; until then a record carries none, cannot be
+/// told from ours, and counts as ours — a lost SMS rather than a second one.
+pub fn holds(records: &[Value], record_id: i64) -> bool {
+    let ours = record_id.to_string();
+    records.iter().any(|r| match r["SessionContext"].as_str() {
+        Some(context) if !context.is_empty() => context == ours,
+        _ => true,
+    })
+}
+
+impl TencentSms {
+    /// A signed call of `action`: the answer's `Response`, unless it holds an error.
+    async fn call(&self, action: &str, payload: &Value) -> Result<Value, GatewayError> {
+        let payload = payload.to_string();
+        let timestamp = chrono::Utc::now().timestamp();
+        let auth = authorization(
+            &self.secret_id,
+            self.secret_key.expose(),
+            SERVICE,
+            &self.host(),
+            timestamp,
+            &payload,
+        );
+        let answer = self
+            .http
+            .post(format!("{}/", self.base_url))
+            .header("Authorization", auth)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("X-TC-Action", action)
+            .header("X-TC-Version", VERSION)
+            .header("X-TC-Timestamp", timestamp.to_string())
+            .header("X-TC-Region", &self.region)
+            .body(payload)
+            .send()
+            .await;
+        let response = answer.map_err(|e| super::unanswered(&e))?;
+        if !response.status().is_success() {
+            return Err(refused(&format!(
+                "InternalError.Http{}",
+                response.status().as_u16()
+            )));
+        }
+        let mut body: Value = response.json().await.map_err(|_| super::unreadable())?;
+        let answer = body["Response"].take();
+        if let Some(code) = answer["Error"]["Code"].as_str() {
+            return Err(refused(code));
+        }
+        Ok(answer)
     }
 }
 
@@ -121,50 +189,46 @@ impl Gateway for TencentSms {
             "SignName": self.sign_name,
             "TemplateId": self.template_id,
             "TemplateParamSet": [link],
+            // Our record, so that a status query finds it.
             "SessionContext": record_id.to_string(),
-        })
-        .to_string();
-        let timestamp = chrono::Utc::now().timestamp();
-        let auth = authorization(
-            &self.secret_id,
-            self.secret_key.expose(),
-            SERVICE,
-            &self.host(),
-            timestamp,
-            &payload,
-        );
-        let answer = self
-            .http
-            .post(format!("{}/", self.base_url))
-            .header("Authorization", auth)
-            .header("Content-Type", CONTENT_TYPE)
-            .header("X-TC-Action", "SendSms")
-            .header("X-TC-Version", VERSION)
-            .header("X-TC-Timestamp", timestamp.to_string())
-            .header("X-TC-Region", &self.region)
-            .body(payload)
-            .send()
-            .await;
-        let response = answer.map_err(|e| super::unanswered(&e))?;
-        if !response.status().is_success() {
-            return Err(refused(&format!(
-                "InternalError.Http{}",
-                response.status().as_u16()
-            )));
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|_| refused("InternalError.BadAnswer"))?;
-        let answer = &body["Response"];
-        if let Some(code) = answer["Error"]["Code"].as_str() {
-            return Err(refused(code));
-        }
+        });
+        let answer = self.call("SendSms", &payload).await?;
         match answer["SendStatusSet"][0]["Code"].as_str() {
             Some("Ok") => Ok(()),
             Some(code) => Err(refused(code)),
-            None => Err(refused("InternalError.BadAnswer")),
+            // Taken in, with no status to say what became of it.
+            None => Err(super::unreadable()),
         }
+    }
+
+    async fn status(&self, q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        let payload = json!({
+            "BeginTime": (q.since - chrono::Duration::seconds(CLOCK_SLACK_SECS)).timestamp(),
+            // Up to now: a receipt comes after its send.
+            "EndTime": chrono::Utc::now().max(q.until).timestamp(),
+            "Offset": 0,
+            "Limit": PULL_LIMIT,
+            "PhoneNumber": format!("+86{}", q.phone),
+            "SmsSdkAppId": self.app_id,
+        });
+        let answer = self
+            .call("PullSmsSendStatusByPhoneNumber", &payload)
+            .await?;
+        let Some(records) = answer["PullSmsSendStatusSet"].as_array() else {
+            return Err(refused("InternalError.BadAnswer"));
+        };
+        if holds(records, q.record_id) {
+            Ok(Known::Accepted)
+        } else if records.len() >= PULL_LIMIT {
+            // A full page without ours: more may be beyond it, which the fixed offset hides.
+            Err(refused("InternalError.TooManyRecords"))
+        } else {
+            Ok(Known::NoRecord)
+        }
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        SETTLE
     }
 }
 
@@ -194,6 +258,17 @@ mod tests {
              SignedHeaders=content-type;host, \
              Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
         );
+    }
+
+    #[test]
+    fn a_status_record_is_ours_by_its_session_context_or_when_it_has_none() {
+        let record = |context: Value| json!({"ReportStatus": "SUCCESS", "SessionContext": context});
+        assert!(holds(&[record(json!("41")), record(json!("42"))], 42));
+        assert!(!holds(&[record(json!("41"))], 42));
+        assert!(!holds(&[], 42));
+        // Tencent's echo not turned on: a record of the number in the window may be ours.
+        assert!(holds(&[record(json!(""))], 42));
+        assert!(holds(&[record(Value::Null)], 42));
     }
 
     #[test]

@@ -422,6 +422,38 @@ pub struct ClaimedSend {
     pub token_index: usize,
 }
 
+/// A survey SMS whose outcome is unknown, claimed by this instance for a status query until
+/// its lease ends.
+#[derive(Debug, Clone)]
+pub struct UnknownSend {
+    pub id: i64,
+    pub campaign_id: i64,
+    /// `None` when the number was cleared (retention): the gateway cannot be asked.
+    pub phone_enc: Option<String>,
+    pub attempts: u32,
+    /// Why the outcome is unknown (`timeout: outcome unknown`, `interrupted: outcome unknown`).
+    pub reason: String,
+    /// When the last attempt was claimed (`None` for a claim made before 0013 timed them).
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub unknown_at: DateTime<Utc>,
+    /// Status queries that failed so far.
+    pub failed_queries: u32,
+}
+
+/// What became of a send of unknown outcome, once the gateway was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled<'a> {
+    /// The gateway took it: sent (at about `at`).
+    Sent { at: DateTime<Utc> },
+    /// The gateway never took it: queued again at `retry_at`.
+    Requeued {
+        reason: &'a str,
+        retry_at: DateTime<Utc>,
+    },
+    /// The gateway could not tell: failed for good.
+    Failed { reason: &'a str },
+}
+
 /// A survey as its page shows it.
 #[derive(Debug, Clone)]
 pub struct SurveyView {
@@ -979,7 +1011,8 @@ pub trait Store: Send + Sync + 'static {
     /// Clears the phone numbers (sealed and hashed) of records created before `before`.
     async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Claims up to `token_hashes.len()` queued sends that are due, each with one of the
-    /// tokens (its hash stored, valid until `expires_at`), leased until `lease_until`.
+    /// tokens (its hash stored, valid until `expires_at`), leased until `lease_until`; the
+    /// claim's time is kept (a status query looks for the SMS from then on).
     async fn claim_sends(
         &self,
         now: DateTime<Utc>,
@@ -987,17 +1020,51 @@ pub trait Store: Send + Sync + 'static {
         token_hashes: &[String],
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedSend>>;
+    /// A send the gateway took (while `sending`, or `unknown` when its lease ran out first).
     async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()>;
-    /// A failed send: queued again at `retry_at`, or failed for good (`None`).
+    /// A failed send (while `sending`): queued again at `retry_at`, or failed for good
+    /// (`None`).
     async fn mark_send_failed(
         &self,
         id: i64,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
+    /// A claimed send not sent after all (its lease ran short): queued again at `now`, its
+    /// attempt not counted.
+    async fn release_send(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// A send that got no answer: `unknown` since `at` (for `reason`), its first status
+    /// query due at `query_at`.
+    async fn mark_send_unknown(
+        &self,
+        id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+        query_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Sends whose lease ended while `sending` (the instance stopped mid-send): their
-    /// outcome is unknown, so they are failed, never sent again blindly.
-    async fn fail_interrupted_sends(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// outcome is unknown, so they become `unknown` with a status query due now, never
+    /// sent again blindly.
+    async fn mark_interrupted_unknown(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Claims up to `limit` sends of unknown outcome whose status query is due, leased until
+    /// `lease_until` (instances never ask about the same one at once).
+    async fn claim_unknown_sends(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<UnknownSend>>;
+    /// Records what became of a send of unknown outcome, if it is still unknown (an answer
+    /// that comes late, after another instance settled it, changes nothing).
+    async fn settle_unknown_send(&self, id: i64, settled: &Settled<'_>) -> StoreResult<()>;
+    /// A send of unknown outcome stays so: its next status query at `at`, counting one more
+    /// failed query when `failed_query`.
+    async fn postpone_status_query(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        failed_query: bool,
+    ) -> StoreResult<()>;
     async fn survey_by_token(&self, token_hash: &str) -> StoreResult<Option<SurveyView>>;
     /// How many records are in each send status.
     async fn send_counts(&self, campaign_id: i64) -> StoreResult<Vec<(String, u64)>>;

@@ -1082,11 +1082,12 @@ macro_rules! sql_store {
                     let id: i64 = r.try_get("id")?;
                     sqlx::query(
                         "UPDATE survey_records SET send_status = 'sending', next_attempt_at = $1, token_hash = $2, \
-                         expires_at = $3, attempts = attempts + 1 WHERE id = $4",
+                         expires_at = $3, attempts = attempts + 1, attempted_at = $4 WHERE id = $5",
                     )
                     .bind(lease_until)
                     .bind(&token_hashes[i])
                     .bind(expires_at)
+                    .bind(now)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -1103,11 +1104,14 @@ macro_rules! sql_store {
             }
 
             async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query("UPDATE survey_records SET send_status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
-                    .bind(at)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE survey_records SET send_status = 'sent', sent_at = $1, last_error = NULL \
+                     WHERE id = $2 AND send_status IN ('sending', 'unknown')",
+                )
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
 
@@ -1115,7 +1119,7 @@ macro_rules! sql_store {
                 let status = if retry_at.is_some() { "queued" } else { "failed" };
                 sqlx::query(
                     "UPDATE survey_records SET send_status = $1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at) \
-                     WHERE id = $4",
+                     WHERE id = $4 AND send_status = 'sending'",
                 )
                 .bind(status)
                 .bind(error)
@@ -1126,15 +1130,116 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn fail_interrupted_sends(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+            async fn release_send(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE survey_records SET send_status = 'queued', attempts = attempts - 1, next_attempt_at = $1 \
+                     WHERE id = $2 AND send_status = 'sending'",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_send_unknown(&self, id: i64, reason: &str, at: DateTime<Utc>, query_at: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE survey_records SET send_status = 'unknown', last_error = $1, unknown_at = $2, \
+                     next_attempt_at = $3, failed_queries = 0 WHERE id = $4 AND send_status = 'sending'",
+                )
+                .bind(reason)
+                .bind(at)
+                .bind(query_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_interrupted_unknown(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                // The lease's end stays the next query's time: past, so due at once.
                 let done = sqlx::query(
-                    "UPDATE survey_records SET send_status = 'failed', last_error = 'interrupted: outcome unknown' \
-                     WHERE send_status = 'sending' AND next_attempt_at < $1",
+                    "UPDATE survey_records SET send_status = 'unknown', last_error = 'interrupted: outcome unknown', \
+                     unknown_at = $1, failed_queries = 0 WHERE send_status = 'sending' AND next_attempt_at < $1",
                 )
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn claim_unknown_sends(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: usize,
+            ) -> StoreResult<Vec<UnknownSend>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let rows = sqlx::query(concat!(
+                    "SELECT id, campaign_id, phone_enc, attempts, last_error, attempted_at, unknown_at, failed_queries \
+                     FROM survey_records WHERE send_status = 'unknown' AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at, id LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let id: i64 = r.try_get("id")?;
+                    sqlx::query("UPDATE survey_records SET next_attempt_at = $1 WHERE id = $2")
+                        .bind(lease_until)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let unknown_at: Option<DateTime<Utc>> = r.try_get("unknown_at")?;
+                    claimed.push(UnknownSend {
+                        id,
+                        campaign_id: r.try_get("campaign_id")?,
+                        phone_enc: r.try_get("phone_enc")?,
+                        attempts: r.try_get::<i32, _>("attempts")?.max(0) as u32,
+                        reason: r.try_get::<Option<String>, _>("last_error")?.unwrap_or_else(|| "outcome unknown".into()),
+                        attempted_at: r.try_get("attempted_at")?,
+                        unknown_at: unknown_at.unwrap_or(now),
+                        failed_queries: r.try_get::<i32, _>("failed_queries")?.max(0) as u32,
+                    });
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn settle_unknown_send(&self, id: i64, settled: &Settled<'_>) -> StoreResult<()> {
+                let (status, error, sent_at, retry_at) = match settled {
+                    Settled::Sent { at } => ("sent", None, Some(*at), None),
+                    Settled::Requeued { reason, retry_at } => ("queued", Some(*reason), None, Some(*retry_at)),
+                    Settled::Failed { reason } => ("failed", Some(*reason), None, None),
+                };
+                sqlx::query(
+                    "UPDATE survey_records SET send_status = $1, last_error = $2, sent_at = COALESCE($3, sent_at), \
+                     next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $5 AND send_status = 'unknown'",
+                )
+                .bind(status)
+                .bind(error)
+                .bind(sent_at)
+                .bind(retry_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn postpone_status_query(&self, id: i64, at: DateTime<Utc>, failed_query: bool) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE survey_records SET next_attempt_at = $1, failed_queries = failed_queries + $2 \
+                     WHERE id = $3 AND send_status = 'unknown'",
+                )
+                .bind(at)
+                .bind(i32::from(failed_query))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn survey_by_token(&self, token_hash: &str) -> StoreResult<Option<SurveyView>> {

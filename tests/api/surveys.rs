@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use minyi::app::sms::{self, Gateway, GatewayError, Round};
+use minyi::app::sms::{self, Failure, Gateway, GatewayError, Known, Round, StatusQuery};
 use minyi::domain::staff::Role;
 use serde_json::{Value, json};
 
@@ -13,10 +13,12 @@ use crate::on_both_backends;
 
 on_both_backends!(
     a_survey_sms_is_sent_once_and_answered_once,
-    failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
+    failed_sends_are_retried_with_backoff_and_interrupted_ones_settled_by_asking,
+    a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing
 );
 
-/// A gateway that keeps what it was asked to send, or refuses with `refuse`.
+/// A gateway that keeps what it was asked to send, or refuses with `refuse`; asked about a
+/// send, it answers from what it kept.
 #[derive(Default)]
 pub struct Capture {
     pub sent: Mutex<Vec<(i64, String, String)>>,
@@ -38,6 +40,19 @@ impl Gateway for Capture {
             .unwrap()
             .push((record_id, phone.to_string(), link.to_string()));
         Ok(())
+    }
+
+    async fn status(&self, q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        let sent = self.sent.lock().unwrap();
+        Ok(if sent.iter().any(|(id, _, _)| *id == q.record_id) {
+            Known::Accepted
+        } else {
+            Known::NoRecord
+        })
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
 }
 
@@ -146,8 +161,7 @@ async fn a_survey_sms_is_sent_once_and_answered_once(backend: Backend) {
         round,
         Round {
             sent: 3,
-            retried: 0,
-            failed: 0
+            ..Round::default()
         }
     );
     // Nothing is sent twice.
@@ -240,17 +254,16 @@ async fn a_survey_sms_is_sent_once_and_answered_once(backend: Backend) {
     assert_eq!(dept["rated"], 2);
 }
 
-async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent(backend: Backend) {
+async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_settled_by_asking(
+    backend: Backend,
+) {
     let (app, id, org, emergency) = setup(backend).await;
     import(&app, &id, &org, &emergency, &["13800138000"]).await;
     let gateway = Capture::default();
     let throttle = sms::throttle(100);
     let now = chrono::Utc::now();
     // The gateway throttles us: queued again, half a minute later.
-    *gateway.refuse.lock().unwrap() = Some(GatewayError {
-        code: "LimitExceeded".into(),
-        retryable: true,
-    });
+    *gateway.refuse.lock().unwrap() = Some(GatewayError::new("LimitExceeded", Failure::Retryable));
     let r = sms::send_due(&app.services, &gateway, &throttle, now)
         .await
         .unwrap();
@@ -279,10 +292,7 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
 
     // A refusal for good (a bad number at the gateway) fails at once.
     import(&app, &id, &org, &emergency, &["13900001111"]).await;
-    *gateway.refuse.lock().unwrap() = Some(GatewayError {
-        code: "InvalidPhoneNumber".into(),
-        retryable: false,
-    });
+    *gateway.refuse.lock().unwrap() = Some(GatewayError::new("InvalidPhoneNumber", Failure::Final));
     assert_eq!(
         sms::send_due(&app.services, &gateway, &throttle, later)
             .await
@@ -291,8 +301,8 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
         1
     );
 
-    // A claim whose instance died mid-send: its outcome is unknown, so it is failed and
-    // reported, never sent a second time.
+    // A claim whose instance died mid-send: its outcome is unknown, so the gateway is asked
+    // before anything else happens. It never got it: queued again, then sent once.
     import(&app, &id, &org, &emergency, &["13700002222"]).await;
     let claimed = app
         .services
@@ -312,9 +322,20 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
         sms::send_due(&app.services, &gateway, &throttle, after)
             .await
             .unwrap(),
-        Round::default()
+        Round {
+            requeued: 1,
+            ..Round::default()
+        }
     );
     assert_eq!(gateway.sent.lock().unwrap().len(), 1);
+    let next = after + chrono::Duration::minutes(1);
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, next)
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
     let statuses = app
         .raw_sql_rows("SELECT send_status, last_error FROM survey_records ORDER BY id")
         .await;
@@ -323,9 +344,73 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_never_resent
         [
             vec!["sent".to_string(), String::new()],
             vec!["failed".into(), "InvalidPhoneNumber".into()],
-            vec!["failed".into(), "interrupted: outcome unknown".into()],
+            vec!["sent".into(), String::new()],
         ]
     );
+
+    // Stopped again, this time after the gateway took it: asked, it has it. Sent, and the
+    // person gets it once.
+    app.raw_sql(
+        "UPDATE survey_records SET send_status = 'sending', sent_at = NULL, \
+         next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE id = (SELECT MAX(id) FROM survey_records)",
+    )
+    .await;
+    assert_eq!(
+        sms::send_due(&app.services, &gateway, &throttle, next)
+            .await
+            .unwrap(),
+        Round {
+            confirmed: 1,
+            ..Round::default()
+        }
+    );
+    let sent = gateway.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].1, "13700002222");
+    let last = app
+        .raw_sql_rows("SELECT send_status, CAST(attempts AS TEXT) FROM survey_records ORDER BY id DESC LIMIT 1")
+        .await;
+    assert_eq!(last, [["sent", "2"]]);
+}
+
+/// A round too slow for its lease gives its remaining claims back; an outcome recorded
+/// after another instance moved the send on (a late refusal, a late status answer) changes
+/// nothing.
+async fn a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing(backend: Backend) {
+    let (app, id, org, emergency) = setup(backend).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let store = &app.services.store;
+    let now = chrono::Utc::now();
+    let hashes = [sms::token_hash("x")];
+    let claim = || {
+        store.claim_sends(
+            now,
+            now + chrono::Duration::minutes(2),
+            &hashes,
+            now + chrono::Duration::days(1),
+        )
+    };
+    let claimed = claim().await.unwrap();
+    store.release_send(claimed[0].id, now).await.unwrap();
+    let row = || {
+        app.raw_sql_rows(
+            "SELECT send_status, CAST(attempts AS TEXT), COALESCE(last_error, '') FROM survey_records",
+        )
+    };
+    assert_eq!(row().await, [["queued", "0", ""]]);
+    // Queued: neither a late refusal nor a late status answer moves it.
+    store
+        .mark_send_failed(claimed[0].id, "LimitExceeded", None)
+        .await
+        .unwrap();
+    let late = minyi::store::Settled::Failed { reason: "late" };
+    store
+        .settle_unknown_send(claimed[0].id, &late)
+        .await
+        .unwrap();
+    assert_eq!(row().await, [["queued", "0", ""]]);
+    // Claimed again, its attempt counts once.
+    assert_eq!(claim().await.unwrap()[0].attempts, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
