@@ -136,6 +136,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             let services = app.services().clone();
             let campaign_id = demo::seed(services.store.as_ref()).await?;
             let (evaluation_id, links) = demo::seed_evaluation(&services).await?;
+            let published_id = demo::seed_published(&services).await?;
             if sender {
                 tokio::spawn(minyi::app::sms::send_forever(services.clone()));
             }
@@ -169,6 +170,11 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             println!(
                 "  evaluation   {} (id {evaluation_id})",
                 demo::EVALUATION_TITLE
+            );
+            println!(
+                "  published    {} (id {published_id})\n    results page  {base}/campaigns/{published_id}/results\n    \
+                 verify it     python3 tools/verify_results.py --base-url {base} --campaign {published_id}",
+                demo::PUBLISHED_TITLE
             );
             if links.is_empty() {
                 println!("  (its SMS survey links were printed on the first run)");

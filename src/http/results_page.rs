@@ -136,8 +136,8 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// The published results.
-pub fn published_page(campaign: &Campaign, f: &Frozen) -> String {
+/// The published results; `base` is the site's address, for the commands shown.
+pub fn published_page(campaign: &Campaign, f: &Frozen, base: &str) -> String {
     let id = campaign.id;
     let mut body = format!(
         "<h1>{}</h1><p><span class=\"badge\">评选结果</span> 发布于 {}</p>",
@@ -161,8 +161,8 @@ pub fn published_page(campaign: &Campaign, f: &Frozen) -> String {
          <p>发布时的审计链头：第 {head_seq} 条，<code id=\"head\">{head_hash}</code></p>\
          <p>发布记录为审计链第 {seq} 条。任何人都可以下载全部审计记录，自行核对每一条记录的哈希，并从选票、\
          审核决定和专家评分重新计算上面每一个数字：</p>\
-         <pre>curl -o chain.jsonl {export}\npython3 verify_results.py --file chain.jsonl</pre>\
-         <p>或直接：<code>python3 verify_results.py --base-url 本站地址 --campaign {id}</code>。\
+         <pre>curl -o chain.jsonl {base}{export}\npython3 verify_results.py --file chain.jsonl</pre>\
+         <p>或直接：<code>python3 verify_results.py --base-url {base} --campaign {id}</code>。\
          核验脚本只用 Python 标准库，见本项目 <code>tools/verify_results.py</code> 与 <code>docs/verification.md</code>。</p>\
          <p>下载：<a href=\"/api/v1/campaigns/{id}/results\">结果（JSON）</a> · \
          <a href=\"/api/v1/campaigns/{id}/results.csv\">结果（CSV）</a> · \
@@ -173,6 +173,7 @@ pub fn published_page(campaign: &Campaign, f: &Frozen) -> String {
         head_hash = escape(&f.head_hash),
         seq = f.seq,
         export = format_args!("/api/v1/campaigns/{id}/audit/export"),
+        base = escape(base),
     ));
     page(&format!("{} 评选结果", campaign.title), &body)
 }
@@ -242,8 +243,16 @@ fn message(status: StatusCode, text: &str) -> HttpResponse {
     (status = 404, description = "not published yet"),
 ))]
 #[get("/campaigns/{campaign_id}/results")]
-pub async fn results_page(services: web::Data<Services>, path: web::Path<String>) -> HttpResponse {
-    match render(&services, &path).await {
+pub async fn results_page(
+    services: web::Data<Services>,
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let base = {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    };
+    match render(&services, &path, &base).await {
         Ok(r) => r,
         Err(ApiError::NotFound) => message(StatusCode::NOT_FOUND, "没有这个活动。"),
         Err(e) => {
@@ -256,7 +265,7 @@ pub async fn results_page(services: web::Data<Services>, path: web::Path<String>
     }
 }
 
-async fn render(services: &Services, raw: &str) -> Result<HttpResponse, ApiError> {
+async fn render(services: &Services, raw: &str, base: &str) -> Result<HttpResponse, ApiError> {
     let campaign = visible_campaign(services, raw).await?;
     let html = |body: String| {
         Ok(HttpResponse::Ok()
@@ -268,7 +277,7 @@ async fn render(services: &Services, raw: &str) -> Result<HttpResponse, ApiError
         .frozen_results(campaign.id, Stage::Final)
         .await?
     {
-        return html(published_page(&campaign, &f));
+        return html(published_page(&campaign, &f, base));
     }
     if let Some(f) = services
         .store

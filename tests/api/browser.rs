@@ -51,6 +51,138 @@ impl Drop for Driver {
     }
 }
 
+/// A headless Chromium session in a phone-sized window, and its driver.
+async fn chromium(height: u32) -> (Driver, fantoccini::Client) {
+    let driver = Driver::start();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium", "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-dev-shm-usage", format!("--window-size=420,{height}")]}),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session");
+    (driver, browser)
+}
+
+/// Saves the page as `target/screenshots/{name}` and prints where.
+async fn screenshot(
+    browser: &fantoccini::Client,
+    name: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let png = browser.screenshot().await?;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {} ({} bytes)", path.display(), png.len());
+    Ok(())
+}
+
+/// The results page in Chromium: during the publicity period a citizen reads the draft and
+/// objects through its form; after publication the page shows each category's chart, the
+/// snapshot hash the API gives, and how to verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_page_takes_an_objection_then_shows_the_published_results() {
+    use crate::results::{DAY, Run};
+    let run = Run::start(Backend::Sqlite).await;
+    run.vote().await;
+    run.score_all().await;
+    run.at(DAY + 60);
+    assert_eq!(
+        run.post("results/draft", json!({}), &run.org).await.status,
+        200
+    );
+    let page = run.app.url(&format!("/campaigns/{}/results", run.id));
+
+    let (_driver, browser) = chromium(1400).await;
+    let outcome = async {
+        browser.goto(&page).await?;
+        let badge = browser.find(Locator::Css(".badge")).await?.text().await?;
+        assert!(badge.contains("拟表彰名单"), "{badge}");
+        let listed = browser.find_all(Locator::Css("tbody tr")).await?;
+        assert_eq!(listed.len(), 2, "the two proposed winners");
+        browser
+            .find(Locator::Css("input[name=contact]"))
+            .await?
+            .send_keys("13800138000")
+            .await?;
+        browser
+            .find(Locator::Css("textarea[name=content]"))
+            .await?
+            .send_keys("请核实医生甲的事迹材料")
+            .await?;
+        browser
+            .find(Locator::Css("form button"))
+            .await?
+            .click()
+            .await?;
+        let answer = browser.find(Locator::Id("answer")).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answer.text().await?.is_empty() {
+            assert!(Instant::now() < deadline, "no answer after objecting");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answer.text().await?.contains("已收到您的异议"));
+        screenshot(&browser, "results-publicity.png").await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let _ = browser.close().await;
+        panic!("the publicity page works in Chromium: {e}");
+    }
+
+    // The objection reached the organizers; answered, the results are published.
+    let listed = run
+        .app
+        .get(
+            &format!("/api/v1/admin/campaigns/{}/objections", run.id),
+            Some(&run.org),
+        )
+        .await;
+    assert_eq!(listed.body["items"][0]["contact"], "13800138000");
+    let objection = listed.body["items"][0]["id"].as_str().unwrap().to_string();
+    run.at(8 * DAY + 60);
+    run.post(
+        &format!("objections/{objection}/answer"),
+        json!({"verdict": "rejected", "answer": "经核实，事迹材料属实"}),
+        &run.org,
+    )
+    .await;
+    let published = run.post("results/publish", json!({}), &run.org).await;
+    assert_eq!(published.status, 200, "{}", published.text);
+    let snapshot = published.body["snapshot_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let outcome = async {
+        browser.goto(&page).await?;
+        let badge = browser.find(Locator::Css(".badge")).await?.text().await?;
+        assert_eq!(badge, "评选结果");
+        let bars = browser.find_all(Locator::Css("svg.chart rect")).await?;
+        assert_eq!(bars.len(), 4, "a bar per approved candidate");
+        let shown = browser.find(Locator::Id("snapshot")).await?.text().await?;
+        assert_eq!(shown, snapshot);
+        let first = browser
+            .find(Locator::Css("tbody tr.winner td:nth-child(3)"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(first, "医生甲");
+        screenshot(&browser, "results-published.png").await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    outcome.expect("the results page works in Chromium");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_citizen_answers_the_survey_page_in_a_real_browser() {
     let (app, id, org, emergency) = setup(Backend::Sqlite).await;
@@ -66,19 +198,7 @@ async fn a_citizen_answers_the_survey_page_in_a_real_browser() {
     .unwrap();
     let token = token_of(&gateway.sent.lock().unwrap()[0].2);
 
-    let driver = Driver::start();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": "/usr/bin/chromium", "args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-dev-shm-usage", "--window-size=420,900"]}),
-    );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let (_driver, browser) = chromium(900).await;
     let outcome = async {
         browser.goto(&app.url(&format!("/s/{token}"))).await?;
         let heading = browser.find(Locator::Css("h1")).await?.text().await?;
@@ -106,16 +226,7 @@ async fn a_citizen_answers_the_survey_page_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(thanks.text().await?.contains("感谢您的评价"));
-        let png = browser.screenshot().await?;
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("survey-answered.png");
-        std::fs::write(&path, &png).unwrap();
-        println!(
-            "screenshot of the answered survey: {} ({} bytes)",
-            path.display(),
-            png.len()
-        );
+        screenshot(&browser, "survey-answered.png").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

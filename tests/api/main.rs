@@ -18,7 +18,7 @@ mod limits;
 mod process;
 mod ratings;
 mod recovery;
-mod results;
+pub mod results;
 mod review;
 mod risk;
 mod sms_gateways;

@@ -16,26 +16,27 @@ use minyi::domain::staff::Role;
 
 on_both_backends!(
     a_selection_goes_from_nomination_to_verified_published_results,
-    a_tampered_database_is_rejected_by_both_verifiers
+    a_tampered_database_is_rejected_by_both_verifiers,
+    the_demo_publishes_a_campaign_that_both_verifiers_accept
 );
 
-const DAY: i64 = 86_400;
+pub const DAY: i64 = 86_400;
 
 /// A campaign run on a clock the test moves: voting for a day from `t0`, then a week of
 /// publicity. Four approved doctors in one category with two winners; votes count 40 points
 /// and the experts 60, on two criteria worth 60 and 40.
-struct Run {
-    app: TestApp,
+pub struct Run {
+    pub app: TestApp,
     clock: Arc<AtomicI64>,
-    id: String,
-    org: String,
+    pub id: String,
+    pub org: String,
     /// The candidates' ids: 甲, 乙, 丙, 丁.
     c: Vec<String>,
     experts: Vec<String>,
 }
 
 impl Run {
-    async fn start(backend: Backend) -> Run {
+    pub async fn start(backend: Backend) -> Run {
         let t0 = chrono::Utc::now().timestamp();
         let clock = Arc::new(AtomicI64::new(t0));
         let at = clock.clone();
@@ -133,12 +134,12 @@ impl Run {
         }
     }
 
-    fn at(&self, offset: i64) {
+    pub fn at(&self, offset: i64) {
         self.clock
             .store(chrono::Utc::now().timestamp() + offset, Ordering::SeqCst);
     }
 
-    async fn post(&self, path: &str, body: Value, token: &str) -> Reply {
+    pub async fn post(&self, path: &str, body: Value, token: &str) -> Reply {
         self.app
             .post(
                 &format!("/api/v1/admin/campaigns/{}/{path}", self.id),
@@ -146,6 +147,16 @@ impl Run {
                 Some(token),
             )
             .await
+    }
+
+    /// Every expert scores 甲, 乙 and 丙 as `SCORES` says.
+    pub async fn score_all(&self) {
+        for (e, row) in SCORES.iter().enumerate() {
+            for (c, (ethics, skill)) in row.iter().enumerate() {
+                let r = self.score(e, c, *ethics, *skill).await;
+                assert_eq!(r.status, 201, "{}", r.text);
+            }
+        }
     }
 
     async fn score(&self, expert: usize, candidate: usize, ethics: i64, skill: i64) -> Reply {
@@ -158,7 +169,7 @@ impl Run {
     }
 
     /// Honest votes: 甲 5, 乙 3, 丙 2, 丁 4; and a phone farm of five for 丙, held.
-    async fn vote(&self) -> Vec<Reply> {
+    pub async fn vote(&self) -> Vec<Reply> {
         let wants = [(0, 5), (1, 3), (2, 2), (3, 4)];
         let voters = self.app.dev_citizens("oCitizen", 5).await;
         for (candidate, n) in wants {
@@ -568,11 +579,7 @@ pub fn python_verifier(app: &TestApp, campaign: &str) -> (i32, String) {
 async fn published(backend: Backend) -> Run {
     let run = Run::start(backend).await;
     run.vote().await;
-    for (e, row) in SCORES.iter().enumerate() {
-        for (c, (ethics, skill)) in row.iter().enumerate() {
-            assert_eq!(run.score(e, c, *ethics, *skill).await.status, 201);
-        }
-    }
+    run.score_all().await;
     run.at(DAY + 60);
     assert_eq!(
         run.post("results/draft", json!({}), &run.org).await.status,
@@ -636,6 +643,48 @@ async fn a_tampered_database_is_rejected_by_both_verifiers(backend: Backend) {
     let (code, out) = python_verifier(app, &id);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&held), "{out}");
+}
+
+/// What a new user verifies first: the demo's published campaign, with held and invalidated
+/// ballots, five experts and an answered objection.
+async fn the_demo_publishes_a_campaign_that_both_verifiers_accept(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = minyi::demo::seed_published(&app.services).await.unwrap();
+    assert_eq!(
+        minyi::demo::seed_published(&app.services).await.unwrap(),
+        id
+    );
+    let results = app
+        .get(&format!("/api/v1/campaigns/{id}/results"), None)
+        .await;
+    assert_eq!(results.status, 200, "{}", results.text);
+    let winners: Vec<&str> = results.body["results"]["categories"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["winner"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(winners, ["周海燕", "吴春梅", "郑玉兰"]);
+    let statuses = app
+        .raw_sql_rows(&format!(
+            "SELECT status, CAST(COUNT(*) AS TEXT) FROM ballots WHERE campaign_id = {id} GROUP BY status ORDER BY status"
+        ))
+        .await;
+    assert_eq!(
+        statuses,
+        [
+            ["counted", "464"],
+            ["invalidated", "8"],
+            ["quarantined", "4"]
+        ]
+    );
+    let report = minyi::app::verify::from_store(app.services.store.as_ref(), id)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+    let (code, out) = python_verifier(&app, &id.to_string());
+    assert_eq!(code, 0, "{out}");
 }
 
 /// The outsider's verifier has tests of its own (hand-worked rankings, every kind of

@@ -1,6 +1,6 @@
-//! `minyi demo`: seeds a sample selection campaign and a sample evaluation (with SMS survey
-//! links to open in a browser) into an empty database so that a new user has something to
-//! look at. Everything in it is made up.
+//! `minyi demo`: seeds a sample selection campaign, a sample evaluation (with SMS survey
+//! links to open in a browser) and a finished, published selection (to verify) into an
+//! empty database so that a new user has something to look at. Everything in it is made up.
 
 use chrono::{Duration, Utc};
 
@@ -11,6 +11,10 @@ use crate::domain::record::Actor;
 use crate::store::{
     CandidateStatus, NewCampaign, NewCandidate, NewTarget, Store, StoreResult, TargetParent,
 };
+
+mod published;
+
+pub use published::{PUBLISHED_TITLE, seed_published};
 
 const SEED: Actor = Actor::System("demo seed");
 
