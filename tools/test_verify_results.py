@@ -815,3 +815,33 @@ class HttpCliTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EvaluationRecount(unittest.TestCase):
+    """An evaluation's scores, worked by hand (the example of the README)."""
+
+    def test_rates_and_weighted_scores(self):
+        campaign = {"id": "9", "title": "万人双评议", "kind": "evaluation", "rules": {}}
+        targets = {
+            "1": {"id": "1", "code": "H01", "name": "医院", "parent_id": None},
+            "2": {"id": "2", "code": "H01-JZ", "name": "急诊科", "parent_id": "1"},
+        }
+        # Citizens (weight 40): 3 满意 + 1 基本满意 → 90; a supervisor (weight 10): 不满意 → 0.
+        ratings = {("1", "public"): [4, 3, 1, 0], ("1", "supervisor"): [1, 0, 0, 1]}
+        r = vr.compute_evaluation_results(campaign, targets, ratings, "final")
+        hospital, department = r["evaluation"]["targets"]
+        self.assertEqual((hospital["rated"], hospital["satisfaction_rate"],
+                          hospital["weighted_score"]), (5, "0.8000", "72.00"))
+        self.assertEqual([g["group"] for g in hospital["groups"]], ["public", "supervisor"])
+        self.assertEqual((department["rated"], department["satisfaction_rate"],
+                          department["weighted_score"]), (0, None, None))
+        self.assertNotIn("method", r)
+
+    def test_rounding_is_half_up_once(self):
+        campaign = {"id": "9", "title": "t", "kind": "evaluation", "rules": {}}
+        targets = {"1": {"id": "1", "code": "A", "name": "A", "parent_id": None}}
+        # 2 满意 + 1 基本满意 of 3 citizens: 260 / 3 = 86.666… → 86.67; rate 1.0000.
+        ratings = {("1", "public"): [3, 2, 1, 0]}
+        t = vr.compute_evaluation_results(campaign, targets, ratings, "final")
+        t = t["evaluation"]["targets"][0]
+        self.assertEqual((t["weighted_score"], t["satisfaction_rate"]), ("86.67", "1.0000"))

@@ -52,6 +52,12 @@ MOVES = {
     "invalidate": ((COUNTED, QUARANTINED), INVALIDATED),
 }
 RESULT_KINDS = {"results.draft_frozen": "draft", "results.published": "final"}
+# An evaluation's defaults, as the service applies them to rules that do not say.
+DEFAULT_LEVEL_POINTS = {"satisfied": 100, "basically_satisfied": 60, "unsatisfied": 0}
+DEFAULT_GROUPS = ({"group": "public", "weight": 40}, {"group": "service_object", "weight": 30},
+                  {"group": "party_member", "weight": 10}, {"group": "leader", "weight": 10},
+                  {"group": "supervisor", "weight": 10})
+LEVELS = {"satisfied": 1, "basically_satisfied": 2, "unsatisfied": 3}
 
 
 class Disagreement(Exception):
@@ -241,6 +247,75 @@ def compute_results(campaign: dict, categories: dict, candidates: dict, votes: d
     }
 
 
+def evaluation_rules(campaign: dict) -> dict:
+    """rules.evaluation with the service's defaults for anything not recorded."""
+    rules = campaign.get("rules")
+    ev = rules.get("evaluation") if isinstance(rules, dict) else None
+    ev = ev if isinstance(ev, dict) else {}
+    points = dict(DEFAULT_LEVEL_POINTS)
+    points.update(ev.get("level_points") or {})
+    groups = ev.get("groups")
+    return {"level_points": points,
+            "groups": groups if isinstance(groups, list) else list(DEFAULT_GROUPS)}
+
+
+def places(value: Fraction, n: int) -> int:
+    """A non-negative fraction rounded half up to n decimal places, as an integer."""
+    unit = 10 ** n
+    return (2 * value.numerator * unit + value.denominator) // (2 * value.denominator)
+
+
+def compute_evaluation_results(campaign: dict, targets: dict, ratings: dict,
+                               stage: str) -> dict:
+    """An evaluation's results: every target (by id) with its own counted ratings.
+
+    ratings: (target_id, group) → [rated, satisfied, basically_satisfied, unsatisfied].
+    satisfaction_rate = (satisfied + basically_satisfied) / rated, 4 places; weighted score =
+    Σ weight·(points/rated) / Σ weight over weighted groups that rated, 2 places; both
+    exact, rounded half up once."""
+    rules = evaluation_rules(campaign)
+    lp = rules["level_points"]
+    weights = {g["group"]: g["weight"] for g in rules["groups"]}
+    out = []
+    for t in sorted(targets.values(), key=lambda t: int(t["id"])):
+        groups, total = [], [0, 0, 0, 0]
+        score, weight_sum = Fraction(0), 0
+        for group in sorted(g for (tid, g) in ratings if tid == t["id"]):
+            c = ratings[(t["id"], group)]
+            if c[0] == 0:
+                continue
+            w = weights.get(group, 0)
+            groups.append({"group": group, "weight": w, "rated": c[0], "satisfied": c[1],
+                           "basically_satisfied": c[2], "unsatisfied": c[3]})
+            total = [a + b for a, b in zip(total, c)]
+            if w > 0:
+                pts = c[1] * lp["satisfied"] + c[2] * lp["basically_satisfied"] \
+                    + c[3] * lp["unsatisfied"]
+                score += Fraction(w * pts, c[0])
+                weight_sum += w
+        rate = None
+        if total[0]:
+            r = places(Fraction(total[1] + total[2], total[0]), 4)
+            rate = f"{r // 10000}.{r % 10000:04d}"
+        out.append({
+            "target_id": t["id"], "code": t["code"], "name": t["name"],
+            "parent_id": t.get("parent_id"),
+            "rated": total[0], "satisfied": total[1], "basically_satisfied": total[2],
+            "unsatisfied": total[3],
+            "satisfaction_rate": rate,
+            "weighted_score": format_hundredths(hundredths(score / weight_sum))
+            if weight_sum else None,
+            "groups": groups,
+        })
+    return {
+        "campaign_id": campaign["id"],
+        "title": campaign["title"],
+        "stage": stage,
+        "categories": [],
+        "evaluation": {"level_points": lp, "groups": rules["groups"], "targets": out},
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # Naming the first difference between two results objects
 
@@ -316,6 +391,8 @@ def results_difference(expected: dict, recorded) -> str | None:
         return None
     if not isinstance(recorded, dict):
         return f"results 不是对象：{_show(recorded)[:200]}"
+    if "evaluation" in expected:
+        return _evaluation_difference(expected, recorded)
     found = _dict_difference("results", expected, recorded, skip=("categories",))
     if found:
         return found
@@ -334,6 +411,29 @@ def results_difference(expected: dict, recorded) -> str | None:
     if len(expected["categories"]) != len(got):
         return (f"results.categories 的分类数：重算 {len(expected['categories'])}，"
                 f"记录 {len(got)}")
+    return "results 与重算的 canonical JSON 不同"
+
+
+def _evaluation_difference(expected: dict, recorded: dict) -> str:
+    """An evaluation's first difference, named by target and field."""
+    found = _dict_difference("results", expected, recorded, skip=("evaluation",))
+    if found:
+        return found
+    ev, got = expected["evaluation"], recorded.get("evaluation")
+    if not isinstance(got, dict):
+        return _leaf_difference("results.evaluation", ev, got)
+    found = _dict_difference("results.evaluation", ev, got, skip=("targets",))
+    if found:
+        return found
+    targets = got.get("targets")
+    if not isinstance(targets, list) or len(targets) != len(ev["targets"]):
+        return _leaf_difference("results.evaluation.targets 的个数", len(ev["targets"]),
+                                len(targets) if isinstance(targets, list) else targets)
+    for e, r in zip(ev["targets"], targets):
+        found = _dict_difference(f"对象 {e['target_id']}（{e['name']}）", e, r
+                                 if isinstance(r, dict) else {}, sep="的 ")
+        if found:
+            return found
     return "results 与重算的 canonical JSON 不同"
 
 
@@ -357,6 +457,8 @@ class ChainVerifier:
         self.campaign = None
         self.categories = {}
         self.candidates = {}
+        self.targets = {}  # an evaluation's targets by id
+        self.ratings = {}  # (target_id, group) → [rated, satisfied, basically, unsatisfied]
         self.votes = {}  # counted votes by candidate id, kept current
         self.status = bytearray(1)  # by seq: NOT_A_BALLOT or a ballot's status code
         self.ballot_candidates = {}  # by ballot seq: its candidate ids
@@ -369,6 +471,7 @@ class ChainVerifier:
         self.receipts = {r: None for r in receipts}  # hash → (seq, kind) once seen
         self._handlers = {
             "ballot": self._ballot,
+            "rating": self._rating,
             "review.decided": self._decision,
             "expert.scored": self._expert_score,
             "results.draft_frozen": self._results,
@@ -441,6 +544,8 @@ class ChainVerifier:
             self._category(seq, body["category"])
         if "candidate" in body:
             self._candidate(seq, body["candidate"])
+        if "target" in body:
+            self._target(seq, body["target"])
         handler = self._handlers.get(kind)
         if handler is not None:
             handler(seq, kind, body, prev_hash, hash_)
@@ -470,6 +575,20 @@ class ChainVerifier:
                 and "name" in c and "unit" in c):
             raise Disagreement(seq, f"candidate 状态格式不对：{_show(c)[:200]}")
         self.candidates[c["id"]] = c
+
+    def _target(self, seq: int, t) -> None:
+        if not (isinstance(t, dict) and is_id(t.get("id")) and isinstance(t.get("code"), str)
+                and isinstance(t.get("name"), str)):
+            raise Disagreement(seq, f"target 状态格式不对：{_show(t)[:200]}")
+        self.targets[t["id"]] = t
+
+    def _rating(self, seq: int, kind, body: dict, *_):
+        target, group, level = body.get("target_id"), body.get("group"), body.get("level")
+        if not is_id(target) or not isinstance(group, str) or level not in LEVELS:
+            raise Disagreement(seq, "评价缺少 target_id、group 或 level")
+        counts = self.ratings.setdefault((target, group), [0, 0, 0, 0])
+        counts[0] += 1
+        counts[LEVELS[level]] += 1
 
     def _ballot(self, seq: int, kind, body: dict, *_):
         status = STATUS_CODES.get(body.get("status"))
@@ -528,6 +647,8 @@ class ChainVerifier:
 
     def recount(self, stage: str) -> dict:
         """The results the state replayed so far gives."""
+        if self.campaign.get("kind") == "evaluation":
+            return compute_evaluation_results(self.campaign, self.targets, self.ratings, stage)
         return compute_results(self.campaign, self.categories, self.candidates, self.votes,
                                self.expert_totals, stage)
 

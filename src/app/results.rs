@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::Services;
 use crate::domain::campaign::Kind;
+use crate::domain::rating::RaterGroup;
 use crate::domain::record::Actor;
 use crate::domain::results::{self, FreezeRefusal, FreezeState, Stage};
+use crate::domain::score::Level;
 use crate::store::{
     Campaign, Candidate, CandidateQuery, CandidateStatus, ExpertScore, Frozen, NewExpertScore,
     NewObjection, Objection, ResultInputs, StoreError,
@@ -36,12 +38,37 @@ pub fn freeze_state<'a>(c: &'a Campaign, inputs: Option<&ResultInputs>) -> Freez
     }
 }
 
-/// The results the inputs give.
-pub fn compute(stage: Stage, inputs: &ResultInputs) -> results::Results {
+/// The results the inputs give: a selection's ranking, or an evaluation's scores.
+pub fn compute(stage: Stage, inputs: &ResultInputs) -> Result<results::Results, StoreError> {
     let campaign = inputs.campaign.state();
+    if campaign.kind == Kind::Evaluation {
+        let targets: Vec<_> = inputs.targets.iter().map(|t| t.state()).collect();
+        let mut ratings: BTreeMap<(i64, RaterGroup), results::Counts> = BTreeMap::new();
+        for r in &inputs.ratings {
+            let (Some(group), Some(level)) = (RaterGroup::parse(&r.group), Level::parse(&r.level))
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "rating {} / {}",
+                    r.group, r.level
+                )));
+            };
+            ratings
+                .entry((r.target_id, group))
+                .or_default()
+                .add(level, r.n);
+        }
+        return Ok(results::compute_evaluation(
+            stage,
+            &results::EvaluationInputs {
+                campaign: &campaign,
+                targets: targets.iter().collect(),
+                ratings: &ratings,
+            },
+        ));
+    }
     let categories: Vec<_> = inputs.categories.iter().map(|c| c.state()).collect();
     let candidates: Vec<_> = inputs.candidates.iter().map(|c| c.state()).collect();
-    results::compute(
+    Ok(results::compute(
         stage,
         &results::Inputs {
             campaign: &campaign,
@@ -50,7 +77,7 @@ pub fn compute(stage: Stage, inputs: &ResultInputs) -> results::Results {
             votes: &inputs.votes,
             expert_totals: &inputs.expert_totals,
         },
-    )
+    ))
 }
 
 /// Freezes a draft (for the publicity period) or the final results (publication). Computed
@@ -68,7 +95,7 @@ pub async fn freeze(
         let now = services.now();
         results::may_freeze(stage, &freeze_state(&inputs.campaign, Some(&inputs)), now)
             .map_err(ResultsError::Refused)?;
-        let r = compute(stage, &inputs);
+        let r = compute(stage, &inputs)?;
         let hash =
             results::snapshot_hash(&r).map_err(|e| StoreError::Corrupt(format!("results: {e}")))?;
         match services
@@ -235,14 +262,13 @@ pub async fn object(
     let now = services.now();
     let state = freeze_state(campaign, None);
     // The store checks that a draft is frozen; the window is checked here.
-    let open = campaign.kind == Kind::Selection
-        && results::in_publicity(
-            &FreezeState {
-                last_frozen: Some(Stage::Draft),
-                ..state
-            },
-            now,
-        );
+    let open = results::in_publicity(
+        &FreezeState {
+            last_frozen: Some(Stage::Draft),
+            ..state
+        },
+        now,
+    );
     if !open {
         return Err(StoreError::Closed("not_in_publicity").into());
     }

@@ -20,9 +20,12 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use crate::domain::audit::{self, ChainBreak, ChainChecker, EntryRef, to_hex};
+use crate::domain::campaign::Kind;
+use crate::domain::rating::RaterGroup;
 use crate::domain::record::{BodyHead, Snapshot, kinds};
-use crate::domain::results::{self, Results, Stage};
+use crate::domain::results::{self, Counts, Results, Stage};
 use crate::domain::review::ChainTally;
+use crate::domain::score::Level;
 use crate::store::{Store, StoreError};
 
 const PAGE: u32 = 10_000;
@@ -69,6 +72,8 @@ struct Verifier {
     /// Expert totals per candidate, and which (expert, candidate) pairs scored.
     expert_totals: HashMap<i64, Vec<i64>>,
     scored: HashSet<(i64, i64)>,
+    /// An evaluation's ratings per target and rater group.
+    ratings: BTreeMap<(i64, RaterGroup), Counts>,
     results: Vec<CheckedResults>,
     /// The seq of `results.published`: nothing may follow it.
     sealed_at: Option<i64>,
@@ -136,6 +141,27 @@ impl Verifier {
         }
         if let Some(d) = &head.decision {
             self.tally.decision(d.action, &d.ballots)?;
+        }
+        if head.kind == "rating" {
+            let target = head
+                .target_id
+                .as_deref()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or("a rating without its target")?;
+            let group = head
+                .group
+                .as_deref()
+                .and_then(RaterGroup::parse)
+                .ok_or("a rating without a known rater group")?;
+            let level = head
+                .level
+                .as_deref()
+                .and_then(Level::parse)
+                .ok_or("a rating without a known level")?;
+            self.ratings
+                .entry((target, group))
+                .or_default()
+                .add(level, 1);
         }
         if head.kind == kinds::EXPERT_SCORED {
             let s = head
@@ -206,17 +232,28 @@ impl Verifier {
             .campaign
             .as_ref()
             .ok_or("results before the campaign")?;
-        let votes = self.tally.votes();
-        let recomputed = results::compute(
-            stage,
-            &results::Inputs {
-                campaign,
-                categories: self.replay.categories.values().map(|(c, _)| c).collect(),
-                candidates: self.replay.candidates.values().map(|(c, _)| c).collect(),
-                votes: &votes,
-                expert_totals: &self.expert_totals,
-            },
-        );
+        let recomputed = if campaign.kind == Kind::Evaluation {
+            results::compute_evaluation(
+                stage,
+                &results::EvaluationInputs {
+                    campaign,
+                    targets: self.replay.targets.values().map(|(t, _)| t).collect(),
+                    ratings: &self.ratings,
+                },
+            )
+        } else {
+            let votes = self.tally.votes();
+            results::compute(
+                stage,
+                &results::Inputs {
+                    campaign,
+                    categories: self.replay.categories.values().map(|(c, _)| c).collect(),
+                    candidates: self.replay.candidates.values().map(|(c, _)| c).collect(),
+                    votes: &votes,
+                    expert_totals: &self.expert_totals,
+                },
+            )
+        };
         let text = audit::canonical(&serde_json::to_value(&recomputed).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         if text != raw.get() {

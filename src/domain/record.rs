@@ -216,6 +216,13 @@ pub struct BodyHead<'a> {
     pub candidate_ids: Option<Vec<std::borrow::Cow<'a, str>>>,
     /// A review decision.
     pub decision: Option<DecisionHead>,
+    /// A rating's target, rater group and level.
+    #[serde(borrow)]
+    pub target_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub group: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub level: Option<std::borrow::Cow<'a, str>>,
     /// An expert's score.
     pub score: Option<ScoreHead>,
     /// Frozen results, their hash and the head they were frozen at.

@@ -17,7 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::campaign::{FieldError, Kind, Phase, PhaseWindow};
+use super::rating::{GroupWeight, RaterGroup};
+use super::record::TargetState;
 use super::record::{CampaignState, CandidateState, CategoryState, id_str};
+use super::score::{Level, LevelPoints};
 
 /// From how many expert scores on a candidate the highest and the lowest are dropped.
 pub const TRIM_FROM: usize = 5;
@@ -185,8 +188,77 @@ pub struct Results {
     pub campaign_id: i64,
     pub title: String,
     pub stage: Stage,
-    pub method: Method,
+    /// A selection's weights (absent for an evaluation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// A selection's ranking per category (empty for an evaluation).
     pub categories: Vec<CategoryResult>,
+    /// An evaluation's scores per target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationResults>,
+}
+
+/// An evaluation's results: per target, its ratings per level and per rater group, the
+/// satisfaction rate and the weighted score, over the whole campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EvaluationResults {
+    pub level_points: LevelPoints,
+    pub groups: Vec<GroupWeight>,
+    pub targets: Vec<TargetResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TargetResult {
+    #[serde(with = "id_str")]
+    #[schema(value_type = String)]
+    pub target_id: i64,
+    pub code: String,
+    pub name: String,
+    #[serde(with = "id_str::option")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<i64>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// (满意 + 基本满意) / rated, four places; null when nothing was rated.
+    pub satisfaction_rate: Option<String>,
+    /// `Σ weight × group score / Σ weight` over the weighted groups that rated, two places.
+    pub weighted_score: Option<String>,
+    /// The groups that rated the target, by name.
+    pub groups: Vec<GroupCounts>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Counts {
+    pub rated: u64,
+    pub satisfied: u64,
+    pub basically_satisfied: u64,
+    pub unsatisfied: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, level: Level, n: u64) {
+        self.rated += n;
+        match level {
+            Level::Satisfied => self.satisfied += n,
+            Level::BasicallySatisfied => self.basically_satisfied += n,
+            Level::Unsatisfied => self.unsatisfied += n,
+        }
+    }
+
+    /// The ratings' points, summed.
+    fn points(&self, p: &LevelPoints) -> i128 {
+        i128::from(self.satisfied) * i128::from(p.satisfied)
+            + i128::from(self.basically_satisfied) * i128::from(p.basically_satisfied)
+            + i128::from(self.unsatisfied) * i128::from(p.unsatisfied)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupCounts {
+    pub group: RaterGroup,
+    pub weight: u32,
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -261,17 +333,45 @@ impl Ratio {
             num: self.num * o.den + o.num * self.den,
             den: self.den * o.den,
         }
+        .reduced()
+    }
+
+    /// In lowest terms, so that sums over many groups stay far from overflow.
+    fn reduced(self) -> Ratio {
+        let (mut a, mut b) = (self.num.abs(), self.den.abs());
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        if a <= 1 {
+            self
+        } else {
+            Ratio {
+                num: self.num / a,
+                den: self.den / a,
+            }
+        }
     }
 
     /// Rounded half up to hundredths.
     fn hundredths(self) -> i128 {
-        (2 * self.num * 100 + self.den) / (2 * self.den)
+        self.places(2)
+    }
+
+    /// Rounded half up to `places` decimal places, as an integer of that unit.
+    fn places(self, places: u32) -> i128 {
+        let unit = 10i128.pow(places);
+        (2 * self.num * unit + self.den) / (2 * self.den)
     }
 }
 
 /// Hundredths as a decimal string: 9140 → "91.40".
 pub fn format_hundredths(h: i128) -> String {
     format!("{}.{:02}", h / 100, h % 100)
+}
+
+/// Ten-thousandths as a decimal string: 8305 → "0.8305".
+fn format_rate(t: i128) -> String {
+    format!("{}.{:04}", t / 10_000, t % 10_000)
 }
 
 /// The experts' totals a candidate keeps: all of them, or without one highest and one lowest
@@ -375,20 +475,106 @@ pub fn compute(stage: Stage, input: &Inputs<'_>) -> Results {
         campaign_id: input.campaign.id,
         title: input.campaign.title.clone(),
         stage,
-        method: Method {
+        method: Some(Method {
             public_weight: rules.public_weight,
             expert_weight: rules.expert_weight,
             max_expert_points: max_points,
             trim_from: TRIM_FROM as u32,
-        },
+        }),
         categories,
+        evaluation: None,
+    }
+}
+
+/// What an evaluation's results are computed from: its recorded state and the counted
+/// ratings per target and rater group.
+pub struct EvaluationInputs<'a> {
+    pub campaign: &'a CampaignState,
+    pub targets: Vec<&'a TargetState>,
+    pub ratings: &'a BTreeMap<(i64, RaterGroup), Counts>,
+}
+
+/// An evaluation's results: every target (by id), its own ratings over the whole campaign.
+pub fn compute_evaluation(stage: Stage, input: &EvaluationInputs<'_>) -> Results {
+    let rules = &input.campaign.rules.evaluation;
+    let weight_of = |g: RaterGroup| {
+        rules
+            .groups
+            .iter()
+            .find(|w| w.group == g)
+            .map_or(0, |w| w.weight)
+    };
+    let mut targets: Vec<&TargetState> = input.targets.clone();
+    targets.sort_by_key(|t| t.id);
+    let targets = targets
+        .into_iter()
+        .map(|t| {
+            let mut groups: Vec<GroupCounts> = input
+                .ratings
+                .range((t.id, RaterGroup::Public)..=(t.id, RaterGroup::Supervisor))
+                .filter(|(_, c)| c.rated > 0)
+                .map(|((_, g), c)| GroupCounts {
+                    group: *g,
+                    weight: weight_of(*g),
+                    counts: *c,
+                })
+                .collect();
+            groups.sort_by_key(|g| g.group.as_str());
+            let mut all = Counts::default();
+            let (mut sum, mut weights) = (Ratio::ZERO, 0i128);
+            for g in &groups {
+                all.add(Level::Satisfied, g.counts.satisfied);
+                all.add(Level::BasicallySatisfied, g.counts.basically_satisfied);
+                all.add(Level::Unsatisfied, g.counts.unsatisfied);
+                if g.weight > 0 {
+                    let score = Ratio::new(
+                        g.counts.points(&rules.level_points),
+                        i128::from(g.counts.rated),
+                    );
+                    sum = sum.add(Ratio::new(score.num * i128::from(g.weight), score.den));
+                    weights += i128::from(g.weight);
+                }
+            }
+            let rate = (all.rated > 0).then(|| {
+                format_rate(
+                    Ratio::new(
+                        i128::from(all.satisfied + all.basically_satisfied),
+                        i128::from(all.rated),
+                    )
+                    .places(4),
+                )
+            });
+            let weighted = (weights > 0)
+                .then(|| format_hundredths(Ratio::new(sum.num, sum.den * weights).hundredths()));
+            TargetResult {
+                target_id: t.id,
+                code: t.code.clone(),
+                name: t.name.clone(),
+                parent_id: t.parent_id,
+                counts: all,
+                satisfaction_rate: rate,
+                weighted_score: weighted,
+                groups,
+            }
+        })
+        .collect();
+    Results {
+        campaign_id: input.campaign.id,
+        title: input.campaign.title.clone(),
+        stage,
+        method: None,
+        categories: Vec::new(),
+        evaluation: Some(EvaluationResults {
+            level_points: rules.level_points,
+            groups: rules.groups.clone(),
+            targets,
+        }),
     }
 }
 
 /// Why results cannot be frozen now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreezeRefusal {
-    NotSelection,
     NotOpen,
     Published,
     VotingNotEnded,
@@ -401,7 +587,6 @@ pub enum FreezeRefusal {
 impl FreezeRefusal {
     pub fn code(self) -> &'static str {
         match self {
-            FreezeRefusal::NotSelection => "wrong_campaign_kind",
             FreezeRefusal::NotOpen => "campaign_not_open",
             FreezeRefusal::Published => "campaign_published",
             FreezeRefusal::VotingNotEnded => "voting_not_ended",
@@ -414,7 +599,6 @@ impl FreezeRefusal {
 
     pub fn message(self) -> &'static str {
         match self {
-            FreezeRefusal::NotSelection => "该功能只适用于评选活动",
             FreezeRefusal::NotOpen => "活动尚未开放",
             FreezeRefusal::Published => "本活动结果已发布，不能再作任何更改",
             FreezeRefusal::VotingNotEnded => "投票尚未结束，不能生成结果",
@@ -455,9 +639,6 @@ pub fn may_freeze(
     s: &FreezeState<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), FreezeRefusal> {
-    if s.kind != Kind::Selection {
-        return Err(FreezeRefusal::NotSelection);
-    }
     if s.is_draft {
         return Err(FreezeRefusal::NotOpen);
     }
@@ -510,6 +691,25 @@ pub fn first_difference(recorded: &Results, recomputed: &Results) -> Option<Stri
     }
     if recorded.stage != recomputed.stage {
         return Some("the stage differs from the entry's kind".into());
+    }
+    if let (Some(a), Some(b)) = (&recorded.evaluation, &recomputed.evaluation)
+        && a != b
+    {
+        if a.targets.len() != b.targets.len() {
+            return Some("the targets differ".into());
+        }
+        for (x, y) in a.targets.iter().zip(&b.targets) {
+            if x != y {
+                return Some(format!(
+                    "target {} ({}): published {}, recount {}",
+                    y.target_id,
+                    y.code,
+                    serde_json::to_string(x).unwrap_or_default(),
+                    serde_json::to_string(y).unwrap_or_default()
+                ));
+            }
+        }
+        return Some("the evaluation's weights or level points differ".into());
     }
     let ids = |r: &Results| r.categories.iter().map(|c| c.id).collect::<Vec<_>>();
     if ids(recorded) != ids(recomputed) {
@@ -666,7 +866,7 @@ mod tests {
                 (3, 13, "0.00", "0.00", None, 0, false),
             ]
         );
-        assert_eq!(r.method.max_expert_points, 100);
+        assert_eq!(r.method.map(|m| m.max_expert_points), Some(100));
     }
 
     #[test]
@@ -883,13 +1083,56 @@ mod tests {
             may_freeze(Stage::Draft, &s, day(10)),
             Err(FreezeRefusal::NoPublicityPhase)
         );
+        // An evaluation publishes its scores the same way.
         let s = FreezeState {
             kind: Kind::Evaluation,
             ..s
         };
-        assert_eq!(
-            may_freeze(Stage::Final, &s, day(10)),
-            Err(FreezeRefusal::NotSelection)
+        assert_eq!(may_freeze(Stage::Final, &s, day(10)), Ok(()));
+    }
+
+    #[test]
+    fn an_evaluation_scores_each_target_over_its_weighted_groups() {
+        let mut c = campaign(100, 0);
+        c.kind = Kind::Evaluation;
+        let unit = TargetState {
+            id: 1,
+            code: "H01".into(),
+            name: "医院".into(),
+            parent_id: None,
+        };
+        let dept = TargetState {
+            id: 2,
+            code: "H01-JZ".into(),
+            name: "急诊科".into(),
+            parent_id: Some(1),
+        };
+        let counts = |s, b, u| Counts {
+            rated: s + b + u,
+            satisfied: s,
+            basically_satisfied: b,
+            unsatisfied: u,
+        };
+        // Citizens (40): (3·100 + 60) / 4 = 90; a supervisor (10): 0 → (3600 + 0) / 50 = 72.
+        let ratings = BTreeMap::from([
+            ((1, RaterGroup::Public), counts(3, 1, 0)),
+            ((1, RaterGroup::Supervisor), counts(0, 0, 1)),
+        ]);
+        let r = compute_evaluation(
+            Stage::Final,
+            &EvaluationInputs {
+                campaign: &c,
+                targets: vec![&dept, &unit],
+                ratings: &ratings,
+            },
         );
+        let ev = r.evaluation.expect("an evaluation's results");
+        let hospital = &ev.targets[0];
+        assert_eq!(hospital.counts, counts(3, 1, 1));
+        assert_eq!(hospital.satisfaction_rate.as_deref(), Some("0.8000"));
+        assert_eq!(hospital.weighted_score.as_deref(), Some("72.00"));
+        assert_eq!(hospital.groups.len(), 2);
+        assert_eq!(ev.targets[1].weighted_score, None);
+        assert!(r.method.is_none() && r.categories.is_empty());
     }
 }

@@ -50,6 +50,12 @@ async fn selection(services: &Services, raw: &str) -> Result<Campaign, ApiError>
     Ok(c)
 }
 
+/// The campaign a staff path names, of either kind.
+async fn campaign(services: &Services, raw: &str) -> Result<Campaign, ApiError> {
+    let id = parse_id(raw).ok_or(ApiError::NotFound)?;
+    Ok(services.store.get_campaign(id).await?)
+}
+
 /// Frozen results with what proves them: the hash of the results and the chain's head
 /// just before the entry that froze them.
 #[derive(Serialize, ToSchema)]
@@ -342,9 +348,9 @@ pub async fn preview(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(READERS)?;
-    let campaign = selection(&services, &path).await?;
+    let campaign = campaign(&services, &path).await?;
     let inputs = services.store.result_inputs(campaign.id).await?;
-    Ok(HttpResponse::Ok().json(app::compute(Stage::Draft, &inputs)))
+    Ok(HttpResponse::Ok().json(app::compute(Stage::Draft, &inputs)?))
 }
 
 /// Freezes the draft result for the publicity period (拟表彰名单); again to replace it.
@@ -359,7 +365,7 @@ pub async fn freeze_draft(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(RUNNERS)?;
-    let campaign = selection(&services, &path).await?;
+    let campaign = campaign(&services, &path).await?;
     let frozen = app::freeze(&services, &staff.actor(), campaign.id, Stage::Draft).await?;
     Ok(HttpResponse::Ok().json(FrozenView::from(frozen)))
 }
@@ -377,7 +383,7 @@ pub async fn publish(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(RUNNERS)?;
-    let campaign = selection(&services, &path).await?;
+    let campaign = campaign(&services, &path).await?;
     let frozen = app::freeze(&services, &staff.actor(), campaign.id, Stage::Final).await?;
     Ok(HttpResponse::Ok().json(FrozenView::from(frozen)))
 }
@@ -450,6 +456,36 @@ pub async fn results_csv(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let f = published(&services, &path).await?;
+    if let Some(ev) = &f.results.evaluation {
+        let rows = ev.targets.iter().map(|t| {
+            vec![
+                t.code.clone(),
+                t.name.clone(),
+                t.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+                t.counts.rated.to_string(),
+                t.counts.satisfied.to_string(),
+                t.counts.basically_satisfied.to_string(),
+                t.counts.unsatisfied.to_string(),
+                t.satisfaction_rate.clone().unwrap_or_default(),
+                t.weighted_score.clone().unwrap_or_default(),
+            ]
+        });
+        return csv_response(
+            &format!("results-{}.csv", f.campaign_id),
+            &[
+                "编码",
+                "名称",
+                "上级",
+                "评价数",
+                "满意",
+                "基本满意",
+                "不满意",
+                "满意率",
+                "加权得分",
+            ],
+            rows,
+        );
+    }
     let rows = f.results.categories.iter().flat_map(|cat| {
         cat.candidates.iter().map(move |c| {
             vec![
@@ -617,7 +653,7 @@ pub async fn objections(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff.require(RUNNERS)?;
-    let campaign = selection(&services, &path).await?;
+    let campaign = campaign(&services, &path).await?;
     let items = services
         .store
         .list_objections(campaign.id)
@@ -655,7 +691,7 @@ pub async fn answer(
 ) -> Result<HttpResponse, ApiError> {
     staff.require(RUNNERS)?;
     let (campaign_raw, objection_raw) = path.into_inner();
-    let campaign = selection(&services, &campaign_raw).await?;
+    let campaign = campaign(&services, &campaign_raw).await?;
     let objection_id = parse_id(&objection_raw).ok_or(ApiError::NotFound)?;
     let upheld = match body.verdict.as_str() {
         "upheld" => true,

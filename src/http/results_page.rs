@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::campaigns::visible_campaign;
 use super::error::ApiError;
 use crate::app::Services;
-use crate::domain::results::{CategoryResult, Results, Stage};
+use crate::domain::results::{CategoryResult, EvaluationResults, Results, Stage, TargetResult};
 use crate::store::{Campaign, Frozen};
 
 pub fn escape(text: &str) -> String {
@@ -79,7 +79,24 @@ fn local_time(at: DateTime<Utc>, timezone: &str) -> String {
 }
 
 fn method_text(r: &Results) -> String {
-    let m = &r.method;
+    if let Some(ev) = &r.evaluation {
+        let groups: Vec<String> = ev
+            .groups
+            .iter()
+            .map(|g| format!("{} {}", group_name(g.group), g.weight))
+            .collect();
+        return format!(
+            "满意率 =（满意 + 基本满意）÷ 评价数。各评议群体得分 = 该群体评价的平均分（满意 {}、基本满意 {}、不满意 {} 分）；\
+             加权得分 = Σ 权重 × 群体得分 ÷ 参与评价群体的权重之和（权重：{}）。",
+            ev.level_points.satisfied,
+            ev.level_points.basically_satisfied,
+            ev.level_points.unsatisfied,
+            groups.join("、")
+        );
+    }
+    let Some(m) = &r.method else {
+        return String::new();
+    };
     if m.expert_weight == 0 {
         "总分 = 100 × 本人有效票数 ÷ 本类别最高有效票数。".into()
     } else {
@@ -89,6 +106,72 @@ fn method_text(r: &Results) -> String {
             m.public_weight, m.expert_weight, m.max_expert_points, m.trim_from
         )
     }
+}
+
+fn group_name(g: crate::domain::rating::RaterGroup) -> &'static str {
+    use crate::domain::rating::RaterGroup as G;
+    match g {
+        G::Public => "群众",
+        G::ServiceObject => "服务对象",
+        G::PartyMember => "党员",
+        G::Leader => "领导",
+        G::Supervisor => "行风监督员",
+    }
+}
+
+/// An evaluation's units ranked by weighted score as bars, and every target in a table.
+fn evaluation_sections(ev: &EvaluationResults) -> String {
+    let mut units: Vec<&TargetResult> = ev
+        .targets
+        .iter()
+        .filter(|t| t.parent_id.is_none() && t.weighted_score.is_some())
+        .collect();
+    units
+        .sort_by_key(|t| std::cmp::Reverse(hundredths(t.weighted_score.as_deref().unwrap_or("0"))));
+    let bars = CategoryResult {
+        id: 0,
+        name: "各单位加权得分".into(),
+        winners: 0,
+        candidates: units
+            .iter()
+            .enumerate()
+            .map(|(i, t)| crate::domain::results::CandidateResult {
+                rank: i as u32 + 1,
+                candidate_id: t.target_id,
+                number: 0,
+                name: t.name.clone(),
+                unit: String::new(),
+                votes: 0,
+                vote_points: String::new(),
+                expert_count: 0,
+                expert_points: None,
+                score: t.weighted_score.clone().unwrap_or_default(),
+                winner: false,
+            })
+            .collect(),
+    };
+    let mut rows = String::new();
+    for t in &ev.targets {
+        rows.push_str(&format!(
+            "<tr><td>{code}</td><td>{indent}{name}</td><td>{rated}</td><td>{s}</td><td>{b}</td><td>{u}</td>\
+             <td>{rate}</td><td><b>{score}</b></td></tr>",
+            code = escape(&t.code),
+            indent = if t.parent_id.is_some() { "└ " } else { "" },
+            name = escape(&t.name),
+            rated = t.counts.rated,
+            s = t.counts.satisfied,
+            b = t.counts.basically_satisfied,
+            u = t.counts.unsatisfied,
+            rate = t.satisfaction_rate.as_deref().map(escape).unwrap_or_else(|| "—".into()),
+            score = t.weighted_score.as_deref().map(escape).unwrap_or_else(|| "—".into()),
+        ));
+    }
+    format!(
+        "<section><h2>各单位加权得分</h2>{}</section><section><h2>各参评对象</h2><table><thead><tr><th>编码</th>\
+         <th>名称</th><th>评价</th><th>满意</th><th>基本满意</th><th>不满意</th><th>满意率</th><th>得分</th></tr>\
+         </thead><tbody>{rows}</tbody></table></section>",
+        chart(&bars)
+    )
 }
 
 fn table(cat: &CategoryResult, winners_only: bool) -> String {
@@ -144,6 +227,9 @@ pub fn published_page(campaign: &Campaign, f: &Frozen, base: &str) -> String {
         escape(&campaign.title),
         local_time(f.frozen_at, &campaign.timezone)
     );
+    if let Some(ev) = &f.results.evaluation {
+        body.push_str(&evaluation_sections(ev));
+    }
     for cat in &f.results.categories {
         body.push_str(&format!(
             "<section><h2>{}（当选 {} 名）</h2>{}{}</section>",
@@ -154,8 +240,7 @@ pub fn published_page(campaign: &Campaign, f: &Frozen, base: &str) -> String {
         ));
     }
     body.push_str(&format!(
-        "<section><h2>计分方法</h2><p class=\"meta\">{method} 只计有效票：待审核（隔离）和已作废的选票、\
-         已撤回候选人的票不计入。并列时票数多者在前，再按编号从小到大。</p></section>\
+        "<section><h2>计分方法</h2><p class=\"meta\">{method}{counting}</p></section>\
          <section><h2>如何核验</h2><div class=\"meta\">\
          <p>结果快照哈希（snapshot_hash）：<code id=\"snapshot\">{snapshot}</code></p>\
          <p>发布时的审计链头：第 {head_seq} 条，<code id=\"head\">{head_hash}</code></p>\
@@ -168,6 +253,11 @@ pub fn published_page(campaign: &Campaign, f: &Frozen, base: &str) -> String {
          <a href=\"/api/v1/campaigns/{id}/results.csv\">结果（CSV）</a> · \
          <a href=\"{export}\">审计记录（JSON Lines）</a></p></div></section>",
         method = escape(&method_text(&f.results)),
+        counting = if f.results.evaluation.is_some() {
+            ""
+        } else {
+            " 只计有效票：待审核（隔离）和已作废的选票、已撤回候选人的票不计入。并列时票数多者在前，再按编号从小到大。"
+        },
         snapshot = escape(&f.snapshot_hash),
         head_seq = f.head_seq,
         head_hash = escape(&f.head_hash),

@@ -744,6 +744,9 @@ pub struct ResultInputs {
     pub votes: std::collections::BTreeMap<i64, i64>,
     /// Every expert total per candidate.
     pub expert_totals: std::collections::HashMap<i64, Vec<i64>>,
+    /// An evaluation's targets and its counted ratings per target, group and level.
+    pub targets: Vec<Target>,
+    pub ratings: Vec<RatingCount>,
     /// The latest frozen results' stage, if any.
     pub last_frozen: Option<results::Stage>,
     pub open_objections: i64,

@@ -2241,6 +2241,30 @@ macro_rules! sql_store {
                 {
                     expert_totals.entry(r.try_get("candidate_id")?).or_default().push(r.try_get("total")?);
                 }
+                let targets = sqlx::query("SELECT id, campaign_id, code, name, parent_id FROM targets WHERE campaign_id = $1 ORDER BY id")
+                    .bind(campaign_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(target_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let ratings = sqlx::query(
+                    "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
+                     WHERE campaign_id = $1 AND status = 'counted' GROUP BY target_id, rater_group, level",
+                )
+                .bind(campaign_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(RatingCount {
+                        target_id: r.try_get("target_id")?,
+                        group: r.try_get("rater_group")?,
+                        level: r.try_get("level")?,
+                        n: r.try_get::<i64, _>("n")?.max(0) as u64,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
                 let last: Option<String> = sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
                     .bind(campaign_id)
                     .fetch_optional(&mut *tx)
@@ -2257,6 +2281,8 @@ macro_rules! sql_store {
                     candidates,
                     votes,
                     expert_totals,
+                    targets,
+                    ratings,
                     last_frozen: last.as_deref().map(decode_stage).transpose()?,
                     open_objections,
                 })

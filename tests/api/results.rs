@@ -17,7 +17,8 @@ use minyi::domain::staff::Role;
 on_both_backends!(
     a_selection_goes_from_nomination_to_verified_published_results,
     a_tampered_database_is_rejected_by_both_verifiers,
-    the_demo_publishes_a_campaign_that_both_verifiers_accept
+    the_demo_publishes_a_campaign_that_both_verifiers_accept,
+    an_evaluation_publishes_its_scores_and_both_verifiers_recount_them
 );
 
 pub const DAY: i64 = 86_400;
@@ -685,6 +686,168 @@ async fn the_demo_publishes_a_campaign_that_both_verifiers_accept(backend: Backe
     assert!(report.ok(), "{:?}", report.problem);
     let (code, out) = python_verifier(&app, &id.to_string());
     assert_eq!(code, 0, "{out}");
+}
+
+/// An evaluation without a publicity period: published straight after its window, its
+/// scores per target worked by hand and recounted from the rating entries by both verifiers.
+async fn an_evaluation_publishes_its_scores_and_both_verifiers_recount_them(backend: Backend) {
+    let t0 = chrono::Utc::now().timestamp();
+    let clock = Arc::new(AtomicI64::new(t0));
+    let at = clock.clone();
+    let app = TestApp::spawn_opts(
+        backend,
+        TestOptions {
+            overrides: &[("dev_login", "true"), ("sms_sender", "false")],
+            database_url: None,
+            redis_url: None,
+            redis_prefix: None,
+            clock: Some(Arc::new(move || {
+                chrono::DateTime::from_timestamp(at.load(Ordering::SeqCst), 0).unwrap()
+            })),
+        },
+    )
+    .await;
+    let org = app.staff("eval.organizer", Role::Organizer).await;
+    let time = |s: i64| chrono::DateTime::from_timestamp(t0 + s, 0).unwrap();
+    let c = app
+        .post(
+            "/api/v1/admin/campaigns",
+            &json!({"kind": "evaluation", "title": "2026年度万人双评议",
+                "phases": [{"phase": "voting", "starts_at": time(-3600), "ends_at": time(3600)}]}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let target = |body: Value| {
+        let (app, org, id) = (&app, &org, &id);
+        async move {
+            app.post(
+                &format!("/api/v1/admin/campaigns/{id}/targets"),
+                &body,
+                Some(org),
+            )
+            .await
+            .body["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let hospital = target(json!({"name": "示例市人民医院", "code": "H01"})).await;
+    let clinic = target(json!({"name": "东山镇卫生院", "code": "H02"})).await;
+    let emergency =
+        target(json!({"name": "急诊科", "code": "H01-JZ", "parent_id": hospital})).await;
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/open"),
+        &json!({}),
+        Some(&org),
+    )
+    .await;
+    // Citizens (weight 40): the hospital 3 × 满意 and 1 × 基本满意; the clinic 1 × 不满意;
+    // a supervisor (weight 10) rates the hospital 不满意.
+    let citizens = app.dev_citizens("oRater", 4).await;
+    let levels = ["satisfied", "satisfied", "satisfied", "basically_satisfied"];
+    for (token, level) in citizens.iter().zip(levels) {
+        let r = app
+            .post(
+                &format!("/api/v1/campaigns/{id}/ratings"),
+                &json!({"target_id": hospital, "level": level}),
+                Some(token),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    app.post(
+        &format!("/api/v1/campaigns/{id}/ratings"),
+        &json!({"target_id": clinic, "level": "unsatisfied", "comment": "候诊时间太长"}),
+        Some(&citizens[0]),
+    )
+    .await;
+    let supervisor = app
+        .rater(
+            "eval.supervisor",
+            minyi::domain::rating::RaterGroup::Supervisor,
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/ratings"),
+            &json!({"target_id": hospital, "level": "unsatisfied"}),
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let publish_path = format!("/api/v1/admin/campaigns/{id}/results/publish");
+    let empty = json!({});
+    let publish = || app.post(&publish_path, &empty, Some(&org));
+    publish().await.assert_error(409, "voting_not_ended");
+    clock.store(t0 + 3601, Ordering::SeqCst);
+    let published = publish().await;
+    assert_eq!(published.status, 200, "{}", published.text);
+    // The hospital: public (300 + 60) / 4 = 90, supervisor 0; (40 × 90 + 10 × 0) / 50 = 72.00;
+    // rate 4 / 5. The clinic: 0.00 and 0.0000. The department: nothing rated.
+    let targets = published.body["results"]["evaluation"]["targets"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let row = |t: &Value| {
+        (
+            t["code"].as_str().unwrap().to_string(),
+            t["rated"].as_u64().unwrap(),
+            t["satisfaction_rate"].clone(),
+            t["weighted_score"].clone(),
+        )
+    };
+    assert_eq!(
+        targets.iter().map(row).collect::<Vec<_>>(),
+        vec![
+            ("H01".to_string(), 5, json!("0.8000"), json!("72.00")),
+            ("H02".to_string(), 1, json!("0.0000"), json!("0.00")),
+            ("H01-JZ".to_string(), 0, Value::Null, Value::Null),
+        ]
+    );
+    assert_eq!(targets[0]["groups"][0]["group"], "public");
+    assert_eq!(targets[0]["groups"][1]["weight"], 10);
+    let _ = emergency;
+
+    // Sealed: an import of survey records is refused; both verifiers recount the scores.
+    app.post(
+        &format!("/api/v1/admin/campaigns/{id}/survey-records"),
+        &json!({"records": [{"phone": "13800138000", "target_id": hospital, "visited_on": "2026-11-20"}]}),
+        Some(&org),
+    )
+    .await
+    .assert_error(409, "campaign_published");
+    let report = minyi::app::verify::from_store(app.services.store.as_ref(), id.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+    assert_eq!(report.results.len(), 1);
+    let (code, out) = python_verifier(&app, &id);
+    assert_eq!(code, 0, "{out}");
+    let csv = app
+        .client
+        .get(app.url(&format!("/api/v1/campaigns/{id}/results.csv")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains("H01,示例市人民医院,,5,3,1,1,0.8000,72.00"),
+        "{csv}"
+    );
+    let page = app
+        .client
+        .get(app.url(&format!("/campaigns/{id}/results")))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("72.00") && html.contains("<svg"), "{html}");
 }
 
 /// The outsider's verifier has tests of its own (hand-worked rankings, every kind of
