@@ -96,6 +96,9 @@ pub async fn freeze(
         results::may_freeze(stage, &freeze_state(&inputs.campaign, Some(&inputs)), now)
             .map_err(ResultsError::Refused)?;
         let r = compute(stage, &inputs)?;
+        if stage == Stage::Final && has_publicity(&inputs.campaign) {
+            same_as_draft(services, &r).await?;
+        }
         let hash =
             results::snapshot_hash(&r).map_err(|e| StoreError::Corrupt(format!("results: {e}")))?;
         match services
@@ -121,6 +124,30 @@ pub async fn freeze(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+fn has_publicity(c: &Campaign) -> bool {
+    c.phases
+        .iter()
+        .any(|w| w.phase == crate::domain::campaign::Phase::Publicity)
+}
+
+/// After a publicity period, the final results are the draft the public saw (a change since
+/// needs a new draft, publicized in its window).
+async fn same_as_draft(services: &Services, r: &results::Results) -> Result<(), ResultsError> {
+    let draft = services
+        .store
+        .frozen_results(r.campaign_id, Stage::Draft)
+        .await?
+        .ok_or(ResultsError::Refused(FreezeRefusal::DraftNotFrozen))?;
+    let publicized = results::Results {
+        stage: Stage::Final,
+        ..draft.results
+    };
+    if &publicized != r {
+        return Err(ResultsError::Refused(FreezeRefusal::ChangedSinceDraft));
+    }
+    Ok(())
 }
 
 /// An expert's sheet: the approved candidates of their categories, and their own scores.
@@ -259,6 +286,9 @@ pub async fn object(
     campaign: &Campaign,
     input: ObjectionInput,
 ) -> Result<Objection, ResultsError> {
+    if campaign.published_seq.is_some() {
+        return Err(StoreError::Published.into());
+    }
     let now = services.now();
     let state = freeze_state(campaign, None);
     // The store checks that a draft is frozen; the window is checked here.

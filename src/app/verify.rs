@@ -168,6 +168,9 @@ impl Verifier {
                 .score
                 .as_ref()
                 .ok_or("an expert's score without its points")?;
+            if s.points.values().any(|p| *p < 0) {
+                return Err("an expert's points must not be negative".into());
+            }
             if s.points.values().sum::<i64>() != s.total {
                 return Err(format!(
                     "the score's total {} is not the sum of its points",

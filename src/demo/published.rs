@@ -236,8 +236,14 @@ pub async fn seed_published(services: &Services) -> anyhow::Result<i64> {
         }
     }
 
-    // The draft, an objection in the publicity period, its answer, and the publication.
-    results::freeze(services, &SEED, id, Stage::Draft).await?;
+    // The draft, frozen as the publicity period opened (the seed runs on that day's clock),
+    // an objection in the period, its answer, and the publication.
+    let opened = publicity_from + Duration::hours(1);
+    let then = Services {
+        clock: std::sync::Arc::new(move || opened),
+        ..services.clone()
+    };
+    results::freeze(&then, &SEED, id, Stage::Draft).await?;
     let context = format!("objection campaign {id}");
     let objection = store
         .add_objection(&NewObjection {

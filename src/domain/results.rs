@@ -581,7 +581,9 @@ pub enum FreezeRefusal {
     NoPublicityPhase,
     DraftNotFrozen,
     PublicityNotEnded,
+    PublicityEnded,
     ObjectionsPending,
+    ChangedSinceDraft,
 }
 
 impl FreezeRefusal {
@@ -594,6 +596,8 @@ impl FreezeRefusal {
             FreezeRefusal::DraftNotFrozen => "draft_not_frozen",
             FreezeRefusal::PublicityNotEnded => "publicity_not_ended",
             FreezeRefusal::ObjectionsPending => "objections_pending",
+            FreezeRefusal::PublicityEnded => "publicity_ended",
+            FreezeRefusal::ChangedSinceDraft => "results_changed_since_draft",
         }
     }
 
@@ -606,6 +610,12 @@ impl FreezeRefusal {
             FreezeRefusal::DraftNotFrozen => "本活动设有公示期，请先生成拟表彰名单并公示",
             FreezeRefusal::PublicityNotEnded => "公示期尚未结束，不能发布结果",
             FreezeRefusal::ObjectionsPending => "还有未答复的异议，请逐一答复后再发布",
+            FreezeRefusal::PublicityEnded => {
+                "公示期已结束，不能再生成拟表彰名单；如需重新公示，请先延长公示期"
+            }
+            FreezeRefusal::ChangedSinceDraft => {
+                "公示之后结果有变化，请重新生成拟表彰名单并在公示期内公示"
+            }
         }
     }
 }
@@ -651,6 +661,9 @@ pub fn may_freeze(
     let publicity = window(s.phases, Phase::Publicity);
     match (stage, publicity) {
         (Stage::Draft, None) => Err(FreezeRefusal::NoPublicityPhase),
+        // A draft is for the public to see: frozen while the publicity period can still
+        // show it.
+        (Stage::Draft, Some(w)) if now >= w.ends_at => Err(FreezeRefusal::PublicityEnded),
         (Stage::Draft, Some(_)) => Ok(()),
         (Stage::Final, None) => Ok(()),
         (Stage::Final, Some(w)) => {
@@ -1045,6 +1058,10 @@ mod tests {
             Err(FreezeRefusal::VotingNotEnded)
         );
         assert_eq!(may_freeze(Stage::Draft, &s, day(10)), Ok(()));
+        assert_eq!(
+            may_freeze(Stage::Draft, &s, day(18)),
+            Err(FreezeRefusal::PublicityEnded)
+        );
         assert_eq!(
             may_freeze(Stage::Final, &s, day(20)),
             Err(FreezeRefusal::DraftNotFrozen)

@@ -14,6 +14,7 @@ use super::parse_id;
 use crate::app::Services;
 use crate::domain::audit::Entry;
 use crate::domain::campaign::ShowCounts;
+use crate::domain::staff::Role;
 use crate::store::Campaign;
 
 #[derive(Serialize, ToSchema)]
@@ -52,6 +53,14 @@ async fn readable(
     staff: &Option<Staff>,
     want_entries: bool,
 ) -> Result<Campaign, ApiError> {
+    // Entries of hidden counts are for those who run or audit the campaign; an expert must
+    // not read the counts (or other experts' scores) while scoring.
+    let privileged = staff.as_ref().is_some_and(|s| {
+        matches!(
+            s.session.role,
+            Role::Admin | Role::Organizer | Role::Auditor
+        )
+    });
     let campaign = match staff {
         Some(_) => {
             services
@@ -62,7 +71,7 @@ async fn readable(
         None => visible_campaign(services, raw).await?,
     };
     if want_entries
-        && staff.is_none()
+        && !privileged
         && campaign.rules.show_counts != ShowCounts::Live
         && campaign.published_seq.is_none()
     {

@@ -265,6 +265,9 @@ impl From<StoreError> for ApiError {
                 message: match code {
                     "scoring_closed" => "结果已冻结，评审打分已截止".into(),
                     "not_in_publicity" => "当前不在公示期，暂不受理异议".into(),
+                    "scoring_started" => {
+                        "专家已开始评分，评分规则（rules.results）不能再更改".into()
+                    }
                     _ => "当前状态下不能进行此操作".into(),
                 },
             },

@@ -333,15 +333,10 @@ fn message(status: StatusCode, text: &str) -> HttpResponse {
     (status = 404, description = "not published yet"),
 ))]
 #[get("/campaigns/{campaign_id}/results")]
-pub async fn results_page(
-    services: web::Data<Services>,
-    req: actix_web::HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
-    let base = {
-        let info = req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    };
+pub async fn results_page(services: web::Data<Services>, path: web::Path<String>) -> HttpResponse {
+    // The configured address, never the request's Host (a cached page must not point
+    // verifiers elsewhere).
+    let base = services.settings.sms.public_base_url.clone();
     match render(&services, &path, &base).await {
         Ok(r) => r,
         Err(ApiError::NotFound) => message(StatusCode::NOT_FOUND, "没有这个活动。"),

@@ -35,7 +35,7 @@ impl PgStore {
     }
 }
 
-sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock: " FOR UPDATE", share: " FOR SHARE", skip_locked: " FOR UPDATE SKIP LOCKED", ballot_writer: write_ballots_at_once);
+sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock: " FOR UPDATE", share: " FOR SHARE", campaign_lock: " FOR NO KEY UPDATE", skip_locked: " FOR UPDATE SKIP LOCKED", ballot_writer: write_ballots_at_once);
 
 /// Records one campaign's share of a ballot batch after its locked head in one statement:
 /// the entries, the new head, the ballots and their votes. The head's lock is what every

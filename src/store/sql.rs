@@ -5,7 +5,8 @@
 //! macro: how a write transaction begins (SQLite: `BEGIN IMMEDIATE`, taking the write lock at
 //! once so that two writers never deadlock upgrading), how a read-only snapshot begins
 //! (PostgreSQL: `REPEATABLE READ`), and the row-lock suffixes (PostgreSQL: `FOR UPDATE`,
-//! `FOR SHARE`; SQLite needs none, its write lock covers the whole database).
+//! `FOR SHARE`, `FOR NO KEY UPDATE`; SQLite needs none, its write lock covers the whole
+//! database).
 //!
 //! Parameters are numbered in order of first use: SQLite numbers `$n` by first appearance.
 
@@ -48,7 +49,7 @@ macro_rules! objection_columns {
 }
 
 macro_rules! sql_store {
-    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident) => {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, campaign_lock: $campaign_lock:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
         type DbConn = <$db as sqlx::Database>::Connection;
 
@@ -254,14 +255,23 @@ macro_rules! sql_store {
                 .collect()
         }
 
-        /// The campaign row, locked for the rest of the transaction.
+        /// The campaign row, locked for the rest of the transaction against other changes
+        /// and ballots (which share it). PostgreSQL: `FOR NO KEY UPDATE`, which leaves the
+        /// key-share locks of foreign-key checks alone: a writer that holds the chain's head
+        /// and inserts a row referring to the campaign (a score, an objection, an entry) must
+        /// not wait for a change that is itself waiting for the head.
         async fn lock_campaign(conn: &mut DbConn, campaign_id: i64) -> StoreResult<Campaign> {
-            let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $lock))
+            let row = sqlx::query(concat!("SELECT ", campaign_columns!(), " FROM campaigns WHERE id = $1", $campaign_lock))
                 .bind(campaign_id)
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            campaign_from_row(&row)
+            let c = campaign_from_row(&row)?;
+            // Published: nothing changes, not even to the same value.
+            if c.published_seq.is_some() {
+                return Err(StoreError::Published);
+            }
+            Ok(c)
         }
 
         async fn write_campaign(conn: &mut DbConn, c: &Campaign) -> StoreResult<()> {
@@ -1637,6 +1647,18 @@ macro_rules! sql_store {
                     return Ok(before);
                 }
                 write_campaign(&mut tx, &after).await?;
+                // The head before the check: a score recorded meanwhile holds it first, so it
+                // is seen here.
+                let head = lock_head(&mut tx, campaign_id).await?;
+                if before.rules.results != after.rules.results {
+                    let scored: Option<i64> = sqlx::query_scalar("SELECT seq FROM expert_scores WHERE campaign_id = $1 LIMIT 1")
+                        .bind(campaign_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if scored.is_some() {
+                        return Err(StoreError::Closed("scoring_started"));
+                    }
+                }
                 let body = record::body(
                     kinds::CAMPAIGN_UPDATED,
                     actor,
@@ -1644,7 +1666,7 @@ macro_rules! sql_store {
                     campaign_id,
                     json!({"campaign": after.state(), "changed": changed}),
                 );
-                append(&mut tx, campaign_id, vec![body]).await?;
+                append_at(&mut tx, campaign_id, head, vec![body]).await?;
                 tx.commit().await?;
                 Ok(after)
             }
@@ -2118,6 +2140,16 @@ macro_rules! sql_store {
                     .await?;
                 if frozen.is_some() {
                     return Err(StoreError::Closed("scoring_closed"));
+                }
+                // The criteria as they are under the head's lock (a change of them takes it
+                // too), not as the caller read them.
+                let rules: String = sqlx::query_scalar("SELECT rules FROM campaigns WHERE id = $1")
+                    .bind(s.campaign_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let rules: campaign::Rules = decode_json("rules", &rules)?;
+                if crate::domain::results::check_points(&rules.results, &s.points)? != s.total {
+                    return Err(StoreError::Corrupt("an expert's total is not the sum of the points".into()));
                 }
                 let status: Option<String> = sqlx::query_scalar(
                     "SELECT c.status FROM candidates c JOIN expert_assignments a \

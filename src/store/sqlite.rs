@@ -66,4 +66,4 @@ async fn checkpoints(pool: SqlitePool) {
     }
 }
 
-sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", snapshot: "BEGIN", lock: "", share: "", skip_locked: "", ballot_writer: write_ballots_plain);
+sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", snapshot: "BEGIN", lock: "", share: "", campaign_lock: "", skip_locked: "", ballot_writer: write_ballots_plain);

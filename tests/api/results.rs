@@ -18,7 +18,9 @@ on_both_backends!(
     a_selection_goes_from_nomination_to_verified_published_results,
     a_tampered_database_is_rejected_by_both_verifiers,
     the_demo_publishes_a_campaign_that_both_verifiers_accept,
-    an_evaluation_publishes_its_scores_and_both_verifiers_recount_them
+    an_evaluation_publishes_its_scores_and_both_verifiers_recount_them,
+    what_is_published_is_what_the_public_saw_and_the_experts_scored,
+    experts_score_while_organizers_change_the_campaign
 );
 
 pub const DAY: i64 = 86_400;
@@ -554,6 +556,145 @@ async fn a_selection_goes_from_nomination_to_verified_published_results(backend:
             .contains("医生甲,县人民医院,5,100.00,3,85.00,91.00,是"),
         "{csv}"
     );
+}
+
+/// The guards around the numbers: a change after the draft needs a new draft in the
+/// publicity window; no draft after the window; criteria fixed once experts score; experts
+/// cannot read hidden counts from the chain.
+async fn what_is_published_is_what_the_public_saw_and_the_experts_scored(backend: Backend) {
+    let run = Run::start(backend).await;
+    let (app, id, org) = (&run.app, run.id.clone(), run.org.clone());
+    let farm = run.vote().await;
+    assert_eq!(run.score(0, 0, 50, 30).await.status, 201);
+    // The criteria cannot change under the experts.
+    let r = app
+        .patch(
+            &format!("/api/v1/admin/campaigns/{id}"),
+            &json!({"rules": {"votes_per_day": 5, "votes_per_candidate_per_day": 1, "max_candidates_per_ballot": 4,
+                "votes_per_campaign": null, "show_counts": "rank_only", "fraud_policy": "quarantine",
+                "results": {"public_weight": 50, "expert_weight": 50, "criteria": [
+                    {"key": "ethics", "name": "医德医风", "max": 60},
+                    {"key": "skill", "name": "业务能力", "max": 40}]}}}),
+            Some(&org),
+        )
+        .await;
+    r.assert_error(409, "scoring_started");
+    // Experts do not read the hidden counts (nor each other's scores) from the chain.
+    app.get(
+        &format!("/api/v1/campaigns/{id}/audit/entries?after_seq=0&limit=10"),
+        Some(&run.experts[1]),
+    )
+    .await
+    .assert_error(409, "audit_entries_hidden");
+    let auditor = app.staff("results.auditor", Role::Auditor).await;
+    let entries = app
+        .get(
+            &format!("/api/v1/campaigns/{id}/audit/entries?after_seq=0&limit=10"),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(entries.status, 200, "{}", entries.text);
+
+    // The draft goes out; then the farm's held ballots are released, which changes the
+    // numbers: publication is refused until a new draft is shown.
+    run.at(DAY + 60);
+    assert_eq!(run.post("results/draft", json!({}), &org).await.status, 200);
+    let held: Vec<i64> = farm
+        .iter()
+        .map(|r| r.body["seq"].as_i64().unwrap())
+        .collect();
+    let released = run
+        .post(
+            "review/decisions",
+            json!({"action": "release", "seqs": held, "reason": "复核后确认为真实投票"}),
+            &org,
+        )
+        .await;
+    assert_eq!(released.status, 200, "{}", released.text);
+    run.at(8 * DAY + 60);
+    run.post("results/publish", json!({}), &org)
+        .await
+        .assert_error(409, "results_changed_since_draft");
+    run.post("results/draft", json!({}), &org)
+        .await
+        .assert_error(409, "publicity_ended");
+    // Extending the publicity period (on the record) lets the new draft be shown.
+    let t =
+        |s: i64| chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + s, 0).unwrap();
+    let extended = app
+        .patch(
+            &format!("/api/v1/admin/campaigns/{id}"),
+            &json!({"phases": [
+                {"phase": "nomination", "starts_at": t(-2 * DAY), "ends_at": t(-3600)},
+                {"phase": "voting", "starts_at": t(-3600), "ends_at": t(DAY)},
+                {"phase": "publicity", "starts_at": t(DAY), "ends_at": t(15 * DAY)}]}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(extended.status, 200, "{}", extended.text);
+    assert_eq!(run.post("results/draft", json!({}), &org).await.status, 200);
+    run.at(15 * DAY + 60);
+    let published = run.post("results/publish", json!({}), &org).await;
+    assert_eq!(published.status, 200, "{}", published.text);
+    let 丙 = &published.body["results"]["categories"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "医生丙")
+        .unwrap()
+        .clone();
+    assert_eq!(丙["votes"], 7, "2 honest votes and the farm's 5, released");
+    let (code, out) = python_verifier(app, &id);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Experts submit scores while organizers assign experts and rename categories, all at
+/// once: every request succeeds (no deadlock between the chain's head and the campaign row).
+async fn experts_score_while_organizers_change_the_campaign(backend: Backend) {
+    let run = Run::start(backend).await;
+    let (app, id, org) = (&run.app, run.id.clone(), run.org.clone());
+    let category =
+        app.get(&format!("/api/v1/campaigns/{id}"), None).await.body["categories"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let scores = (0..5).flat_map(|e| (0..4).map(move |c| (e, c)));
+    let scoring = futures_util::future::join_all(
+        scores.map(|(e, c)| run.score(e, c, 40 + e as i64, 20 + c as i64)),
+    );
+    let organizing = futures_util::future::join_all((0..10).map(|i| {
+        let (id, category, org) = (id.clone(), category.clone(), org.clone());
+        async move {
+            if i % 2 == 0 {
+                app.post(
+                    &format!("/api/v1/admin/campaigns/{id}/experts"),
+                    &json!({"username": format!("expert{}", i % 5), "category_ids": [category]}),
+                    Some(&org),
+                )
+                .await
+            } else {
+                app.patch(
+                    &format!("/api/v1/admin/campaigns/{id}/categories/{category}"),
+                    &json!({"name": format!("医生{i}")}),
+                    Some(&org),
+                )
+                .await
+            }
+        }
+    }));
+    let (scored, organized) = futures_util::join!(scoring, organizing);
+    for r in scored {
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for r in organized {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let progress = app
+        .get(&format!("/api/v1/admin/campaigns/{id}/experts"), Some(&org))
+        .await;
+    for e in progress.body["items"].as_array().unwrap() {
+        assert_eq!(e["scored"], 4, "{e}");
+    }
 }
 
 /// Runs `tools/verify_results.py` against the app; its exit code and output.
