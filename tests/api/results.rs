@@ -20,7 +20,8 @@ on_both_backends!(
     the_demo_publishes_a_campaign_that_both_verifiers_accept,
     an_evaluation_publishes_its_scores_and_both_verifiers_recount_them,
     what_is_published_is_what_the_public_saw_and_the_experts_scored,
-    experts_score_while_organizers_change_the_campaign
+    experts_score_while_organizers_change_the_campaign,
+    objections_from_one_address_are_rate_limited_exactly
 );
 
 pub const DAY: i64 = 86_400;
@@ -40,13 +41,19 @@ pub struct Run {
 
 impl Run {
     pub async fn start(backend: Backend) -> Run {
+        Self::start_with(backend, &[]).await
+    }
+
+    pub async fn start_with(backend: Backend, overrides: &[(&str, &str)]) -> Run {
+        let mut settings = vec![("dev_login", "true")];
+        settings.extend_from_slice(overrides);
         let t0 = chrono::Utc::now().timestamp();
         let clock = Arc::new(AtomicI64::new(t0));
         let at = clock.clone();
         let app = TestApp::spawn_opts(
             backend,
             TestOptions {
-                overrides: &[("dev_login", "true")],
+                overrides: &settings,
                 database_url: None,
                 redis_url: None,
                 redis_prefix: None,
@@ -695,6 +702,37 @@ async fn experts_score_while_organizers_change_the_campaign(backend: Backend) {
     for e in progress.body["items"].as_array().unwrap() {
         assert_eq!(e["scored"], 4, "{e}");
     }
+}
+
+/// Twenty objections at once from one address under a limit of three an hour: three are
+/// received, seventeen refused with `Retry-After`, and three are on the record.
+async fn objections_from_one_address_are_rate_limited_exactly(backend: Backend) {
+    let run = Run::start_with(backend, &[("rate_objections_per_ip", "3/hour")]).await;
+    run.at(DAY + 60);
+    assert_eq!(
+        run.post("results/draft", json!({}), &run.org).await.status,
+        200
+    );
+    let path = format!("/api/v1/campaigns/{}/objections", run.id);
+    let bodies: Vec<Value> = (0..20)
+        .map(|i| json!({"contact": format!("1380013{i:04}"), "content": format!("第{i}条异议：请核实事迹")}))
+        .collect();
+    let replies: Vec<Reply> =
+        futures_util::future::join_all(bodies.iter().map(|b| run.app.post(&path, b, None))).await;
+    let received = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(received, 3);
+    for r in replies.iter().filter(|r| r.status != 201) {
+        r.assert_error(429, "rate_limited");
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    let listed = run
+        .app
+        .get(
+            &format!("/api/v1/admin/campaigns/{}/objections", run.id),
+            Some(&run.org),
+        )
+        .await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 3);
 }
 
 /// Runs `tools/verify_results.py` against the app; its exit code and output.
