@@ -356,7 +356,7 @@ pub async fn preview(
 /// Freezes the draft result for the publicity period (拟表彰名单); again to replace it.
 #[utoipa::path(tag = "results", params(("campaign_id" = String, Path)), responses(
     (status = 200, body = FrozenView),
-    (status = 409, description = "`voting_not_ended`, `no_publicity_phase`, `campaign_published`, `wrong_campaign_kind`"),
+    (status = 409, description = "`voting_not_ended`, `no_publicity_phase`, `publicity_ended`, `campaign_published`"),
 ), security(("staff" = [])))]
 #[post("/admin/campaigns/{campaign_id}/results/draft")]
 pub async fn freeze_draft(
@@ -374,7 +374,7 @@ pub async fn freeze_draft(
 /// chain entry; afterwards every write to the campaign answers 409 `campaign_published`.
 #[utoipa::path(tag = "results", params(("campaign_id" = String, Path)), responses(
     (status = 200, body = FrozenView),
-    (status = 409, description = "`voting_not_ended`, `draft_not_frozen`, `publicity_not_ended`, `objections_pending`, `campaign_published`, `wrong_campaign_kind`"),
+    (status = 409, description = "`voting_not_ended`, `draft_not_frozen`, `publicity_not_ended`, `objections_pending`, `results_changed_since_draft`, `campaign_published`"),
 ), security(("staff" = [])))]
 #[post("/admin/campaigns/{campaign_id}/results/publish")]
 pub async fn publish(
@@ -559,7 +559,7 @@ fn optional_text(field: &str, v: Option<String>, max: usize) -> Result<Option<St
 /// required; rate limited per address.
 #[utoipa::path(tag = "citizen", params(("campaign_id" = String, Path)), request_body = ObjectionBody, responses(
     (status = 201, body = ObjectionReceipt),
-    (status = 409, description = "`not_in_publicity`"),
+    (status = 409, description = "`not_in_publicity`, `campaign_published`"),
     (status = 422, description = "`invalid_request` with the field"),
     (status = 429, description = "`rate_limited`"),
 ))]
