@@ -40,11 +40,13 @@ pub const MAX_FAILED_QUERIES: u32 = 10;
 /// How a gateway request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Refused for now (throttled, busy) or never reached: trying again later may succeed.
+    /// Refused before the gateway took it, for now (throttled, clocks apart), or never
+    /// reached it: trying again later may succeed, and cannot send it twice.
     Retryable,
     /// Refused for good (a bad number, a refused signature).
     Final,
-    /// Sent, and no answer came back: the gateway may have taken it.
+    /// Sent, and no answer came back, or one that may come after the gateway took it (a 5xx,
+    /// the gateway's own timeout): the gateway may have taken it.
     Unanswered,
 }
 
