@@ -170,16 +170,41 @@ pub struct Round {
     pub requeued: usize,
 }
 
+/// The time of a round: `now` as its caller gave it, moving on with the (monotonic) real
+/// clock. A round can take minutes (status queries and sends wait for the gateway and the
+/// rate), so each phase and each lease reads the time afresh rather than trusting the start;
+/// tests give rounds a `now` ahead of the real clock, and the round keeps that offset.
+#[derive(Debug, Clone, Copy)]
+struct RoundClock {
+    start: DateTime<Utc>,
+    began: std::time::Instant,
+}
+
+impl RoundClock {
+    fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            start,
+            began: std::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.began.elapsed()).unwrap_or_default()
+    }
+}
+
 /// One pass of the sender: sends left mid-way by a stopped instance become unknown, the
 /// unknown ones that are due are asked about, then the queued ones that are due are sent.
+/// `now`: the time the round starts at; each phase goes on from it at the real clock's pace.
 pub async fn send_due(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
     now: DateTime<Utc>,
 ) -> Result<Round, StoreError> {
+    let clock = RoundClock::starting_at(now);
     let mut round = Round::default();
-    let interrupted = services.store.mark_interrupted_unknown(now).await?;
+    let interrupted = services.store.mark_interrupted_unknown(clock.now()).await?;
     if interrupted > 0 {
         tracing::warn!(
             sends = interrupted,
@@ -187,8 +212,8 @@ pub async fn send_due(
         );
         metrics::counter!("survey_sms_total", "outcome" => "unknown").increment(interrupted);
     }
-    resolve_unknown(services, gateway, throttle, now, &mut round).await?;
-    send_queued(services, gateway, throttle, now, &mut round).await?;
+    resolve_unknown(services, gateway, throttle, &clock, &mut round).await?;
+    send_queued(services, gateway, throttle, &clock, &mut round).await?;
     Ok(round)
 }
 
@@ -216,10 +241,12 @@ async fn send_queued(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
-    now: DateTime<Utc>,
+    clock: &RoundClock,
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let store = services.store.as_ref();
+    // Now, not when the round began: the status queries before may have been slow.
+    let now = clock.now();
     let tokens: Vec<String> = (0..ROUND).map(|_| new_token()).collect();
     let hashes: Vec<String> = tokens.iter().map(|t| token_hash(t)).collect();
     let ttl = chrono::Duration::from_std(services.settings.sms.survey_ttl).unwrap_or_default();
@@ -239,13 +266,13 @@ async fn send_queued(
         throttle.until_ready().await;
         // A slow round (a gateway timing out every send) gives the rest back rather than
         // send past its lease, when another instance may take them for interrupted.
-        if Utc::now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
+        if clock.now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
             tracing::warn!(
                 sends = claimed.len() - i,
                 "survey SMS round too slow; giving the rest back"
             );
             for rest in &claimed[i..] {
-                store.release_send(rest.id, Utc::now()).await?;
+                store.release_send(rest.id, clock.now()).await?;
             }
             break;
         }
@@ -254,12 +281,12 @@ async fn send_queued(
             services.settings.sms.public_base_url, tokens[c.token_index]
         );
         let outcome = gateway.send(c.id, &phone, &link).await;
-        record_send(services, c, outcome, now, round).await?;
+        record_send(services, c, outcome, clock.now(), round).await?;
     }
     Ok(())
 }
 
-/// Records what became of one send.
+/// Records what became of one send, which ended at `now`.
 async fn record_send(
     services: &Services,
     c: &ClaimedSend,
@@ -270,13 +297,13 @@ async fn record_send(
     let store = services.store.as_ref();
     match outcome {
         Ok(()) => {
-            store.mark_sent(c.id, Utc::now()).await?;
+            store.mark_sent(c.id, now).await?;
             metrics::counter!("survey_sms_total", "outcome" => "sent").increment(1);
             round.sent += 1;
         }
         Err(e) if e.failure == Failure::Unanswered => {
-            // Never before the round's own clock (tests run rounds ahead of it), never
-            // before the real one (the send ended just now).
+            // Never before the real clock either: the gateway's records of the send, which
+            // the status query looks through, are in real time.
             let at = now.max(Utc::now());
             tracing::warn!(record_id = c.id, code = %e.code, attempts = c.attempts, "survey SMS unanswered: outcome unknown; the gateway will be asked");
             let first_query = at + chrono::Duration::seconds(FIRST_QUERY_SECS);
@@ -287,7 +314,7 @@ async fn record_send(
             round.unknown += 1;
         }
         Err(e) if e.failure == Failure::Retryable && c.attempts < MAX_ATTEMPTS => {
-            let at = Utc::now() + backoff(c.attempts);
+            let at = now + backoff(c.attempts);
             tracing::warn!(record_id = c.id, code = %e.code, attempts = c.attempts, retry_at = %at, "survey SMS refused; will retry");
             store.mark_send_failed(c.id, &e.code, Some(at)).await?;
             metrics::counter!("survey_sms_total", "outcome" => "retried").increment(1);
@@ -379,10 +406,11 @@ async fn resolve_unknown(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
-    now: DateTime<Utc>,
+    clock: &RoundClock,
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let store = services.store.as_ref();
+    let now = clock.now();
     let lease_until = now + chrono::Duration::seconds(LEASE_SECS);
     let due = store.claim_unknown_sends(now, lease_until, ROUND).await?;
     let settle = chrono::Duration::from_std(gateway.settle()).unwrap_or_default();
@@ -395,7 +423,7 @@ async fn resolve_unknown(
             Ok(phone) => {
                 throttle.until_ready().await;
                 // Past the lease another instance may ask too: the rest wait for its end.
-                if Utc::now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
+                if clock.now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
                     break;
                 }
                 let (since, until) = send_window(&u);
@@ -409,7 +437,8 @@ async fn resolve_unknown(
                 if let Err(e) = &answer {
                     tracing::warn!(record_id = u.id, code = %e.code, failed_queries = u.failed_queries + 1, "survey SMS status query failed");
                 }
-                decide(&u, &answer, settle, horizon, now)
+                // Decided at the answer's time: the queries before may have been slow.
+                decide(&u, &answer, settle, horizon, clock.now())
             }
         };
         record_resolution(services, &u, resolution, round).await?;

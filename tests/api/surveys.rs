@@ -413,6 +413,69 @@ async fn a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing(bac
     assert_eq!(claim().await.unwrap()[0].attempts, 1);
 }
 
+/// `Capture`, with status queries that take `delay`.
+#[derive(Default)]
+struct SlowStatus {
+    inner: Capture,
+    delay: std::time::Duration,
+}
+
+#[async_trait]
+impl Gateway for SlowStatus {
+    fn name(&self) -> &'static str {
+        "slow-status"
+    }
+
+    async fn send(&self, record_id: i64, phone: &str, link: &str) -> Result<(), GatewayError> {
+        self.inner.send(record_id, phone, link).await
+    }
+
+    async fn status(&self, q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.status(q).await
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// A round whose status queries are slow still sends what is queued: each phase takes its
+/// own time, so the sends' leases start when the sends do. The round starts from a time 59 s
+/// old — as if its queries had already taken that long — and its one query takes 2 s more:
+/// with one time for the whole round, the sends' lease looked a second from its margin and
+/// every claim was given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_sends_still_go_out_after_slow_status_queries() {
+    let (app, id, org, emergency) = setup(Backend::Sqlite).await;
+    import(&app, &id, &org, &emergency, &["13800138000", "13900001111"]).await;
+    // The first was claimed by an instance that stopped: asked about first. The second is
+    // queued, and due.
+    app.raw_sql(
+        "UPDATE survey_records SET send_status = 'sending', attempts = 1, \
+         next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE id = (SELECT MIN(id) FROM survey_records)",
+    )
+    .await;
+    app.raw_sql(
+        "UPDATE survey_records SET next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE send_status = 'queued'",
+    )
+    .await;
+    let gateway = SlowStatus {
+        delay: std::time::Duration::from_secs(2),
+        ..SlowStatus::default()
+    };
+    let started = std::time::Instant::now();
+    let stale = chrono::Utc::now() - chrono::Duration::seconds(59);
+    let r = sms::send_due(&app.services, &gateway, &sms::throttle(100), stale)
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= gateway.delay);
+    assert_eq!(r.sent, 1, "{r:?}");
+    let sent = gateway.inner.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "13900001111");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_evaluation_gives_survey_links_a_new_user_can_answer() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("sms_sender", "false")]).await;
