@@ -1,7 +1,7 @@
 //! Sending survey links by SMS. Every send is a row of `survey_records`: claimed by one
-//! instance (a lease), given a fresh one-time token (only its SHA-256 is kept), sent through
-//! the configured gateway at the gateway's rate, then marked sent, or queued again with a
-//! backoff, or failed with the gateway's code.
+//! instance (a lease), given a one-time token (its SHA-256 is what a request is checked
+//! against), sent through the configured gateway at the gateway's rate, then marked sent, or
+//! queued again with a backoff, or failed with the gateway's code.
 //!
 //! A send can also end with its outcome unknown: the gateway took the request and never
 //! answered, or the instance stopped between claiming the send and recording its outcome.
@@ -11,6 +11,11 @@
 //! `SessionContext`, Aliyun's `OutId`) — and is then `sent`; or queued for a normal retry
 //! when the gateway has no record of it; or, only when the gateway cannot tell (its status
 //! queries keep failing, or the horizon has passed), `failed` with the reason.
+//!
+//! Whatever the gateway says, an answered survey proves that its link arrived: a send whose
+//! survey was answered is `sent` and never sent again. And a send again carries the link of
+//! the first attempt — the token is kept, sealed by the vault, until the record is sent or
+//! failed — so that the first SMS, if it arrived after all, still opens the survey.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -20,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::Services;
-use crate::store::{ClaimedSend, Settled, StoreError, UnknownSend};
+use crate::store::{ClaimedSend, ClaimedToken, NewToken, Settled, StoreError, UnknownSend};
 
 /// How many sends one round claims (and how many unknown ones it asks about).
 const ROUND: usize = 50;
@@ -139,6 +144,20 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What a kept token is sealed to: its own hash, so that it opens only beside it.
+fn token_aad(hash: &str) -> String {
+    format!("survey token {hash}")
+}
+
+/// A fresh token, and what the store keeps of it: its hash, and itself sealed by the vault
+/// (for a send again).
+pub fn fresh_token(vault: &super::vault::PhoneVault) -> (String, NewToken) {
+    let token = new_token();
+    let hash = token_hash(&token);
+    let sealed = vault.seal(&token, &token_aad(&hash));
+    (token, NewToken { hash, sealed })
+}
+
 /// The wait before attempt `attempts + 1`: 30 s, 1 min, 2 min, … at most an hour.
 pub fn backoff(attempts: u32) -> chrono::Duration {
     let secs = 30i64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
@@ -168,6 +187,9 @@ pub struct Round {
     pub confirmed: usize,
     /// Of unknown outcome, and the gateway has no record of them: queued again.
     pub requeued: usize,
+    /// Of unknown outcome or queued again, and their survey answered meanwhile (the link
+    /// arrived): sent, never sent again.
+    pub answered: usize,
 }
 
 /// The time of a round: `now` as its caller gave it, moving on with the (monotonic) real
@@ -236,6 +258,26 @@ fn open_phone(
         })
 }
 
+/// Opens the token a claimed send carries, or says why it cannot be.
+fn open_token(
+    services: &Services,
+    c: &ClaimedSend,
+    fresh: &[String],
+) -> Result<String, &'static str> {
+    match &c.token {
+        ClaimedToken::Fresh(i) => fresh.get(*i).cloned().ok_or("no_token"),
+        ClaimedToken::Kept { hash, sealed } => {
+            services.vault.open(sealed, &token_aad(hash)).map_err(|_| {
+                tracing::error!(
+                    record_id = c.id,
+                    "survey token kept for a send again unreadable"
+                );
+                "undecryptable"
+            })
+        }
+    }
+}
+
 /// Claims the queued sends that are due and sends them.
 async fn send_queued(
     services: &Services,
@@ -247,16 +289,28 @@ async fn send_queued(
     let store = services.store.as_ref();
     // Now, not when the round began: the status queries before may have been slow.
     let now = clock.now();
-    let tokens: Vec<String> = (0..ROUND).map(|_| new_token()).collect();
-    let hashes: Vec<String> = tokens.iter().map(|t| token_hash(t)).collect();
+    // Tokens for the records that have none yet; the others keep theirs.
+    let (tokens, new_tokens): (Vec<String>, Vec<NewToken>) =
+        (0..ROUND).map(|_| fresh_token(&services.vault)).unzip();
     let ttl = chrono::Duration::from_std(services.settings.sms.survey_ttl).unwrap_or_default();
     let lease_until = now + chrono::Duration::seconds(LEASE_SECS);
     let claimed = store
-        .claim_sends(now, lease_until, &hashes, now + ttl)
+        .claim_sends(now, lease_until, &new_tokens, now + ttl)
         .await?;
+    if claimed.answered > 0 {
+        tracing::info!(
+            sends = claimed.answered,
+            "survey SMS not sent again: its survey was answered, so the first one arrived"
+        );
+        metrics::counter!("survey_sms_total", "outcome" => "answered").increment(claimed.answered);
+        round.answered += claimed.answered as usize;
+    }
+    let claimed = claimed.sends;
     for (i, c) in claimed.iter().enumerate() {
-        let phone = match open_phone(services, c.id, c.campaign_id, c.phone_enc.as_deref()) {
-            Ok(p) => p,
+        let opened = open_phone(services, c.id, c.campaign_id, c.phone_enc.as_deref())
+            .and_then(|phone| Ok((phone, open_token(services, c, &tokens)?)));
+        let (phone, token) = match opened {
+            Ok(opened) => opened,
             Err(why) => {
                 store.mark_send_failed(c.id, why, None).await?;
                 round.failed += 1;
@@ -276,10 +330,7 @@ async fn send_queued(
             }
             break;
         }
-        let link = format!(
-            "{}/s/{}",
-            services.settings.sms.public_base_url, tokens[c.token_index]
-        );
+        let link = format!("{}/s/{token}", services.settings.sms.public_base_url);
         let outcome = gateway.send(c.id, &phone, &link).await;
         record_send(services, c, outcome, clock.now(), round).await?;
     }
@@ -335,6 +386,8 @@ async fn record_send(
 pub enum Resolution {
     /// The gateway took it.
     Sent,
+    /// Its survey was answered: the link arrived, whatever the gateway would say.
+    Answered,
     /// The gateway never took it: queued again at this time.
     Requeue(DateTime<Utc>),
     /// Failed for good, for this reason.
@@ -417,10 +470,17 @@ async fn resolve_unknown(
     let horizon =
         chrono::Duration::from_std(services.settings.sms.unknown_horizon).unwrap_or_default();
     for u in due {
-        let resolution = match open_phone(services, u.id, u.campaign_id, u.phone_enc.as_deref()) {
+        let opened = if u.answered {
+            // No need to ask: the best proof of delivery there is.
+            Ok(None)
+        } else {
+            open_phone(services, u.id, u.campaign_id, u.phone_enc.as_deref()).map(Some)
+        };
+        let resolution = match opened {
+            Ok(None) => Resolution::Answered,
             // A number cleared by the retention cannot be asked about.
             Err(why) => Resolution::Fail(format!("{why}: outcome unknown")),
-            Ok(phone) => {
+            Ok(Some(phone)) => {
                 throttle.until_ready().await;
                 // Past the lease another instance may ask too: the rest wait for its end.
                 if clock.now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
@@ -467,6 +527,18 @@ async fn record_resolution(
             );
             round.confirmed += 1;
             "sent"
+        }
+        Resolution::Answered => {
+            let at = u.attempted_at.unwrap_or(u.unknown_at);
+            store
+                .settle_unknown_send(u.id, &Settled::Sent { at })
+                .await?;
+            tracing::info!(
+                record_id = u.id,
+                "survey SMS of unknown outcome: its survey was answered, so it arrived"
+            );
+            round.answered += 1;
+            "answered"
         }
         Resolution::Requeue(retry_at) => {
             let reason = format!("{}; the gateway has no record of it", u.reason);
@@ -557,6 +629,7 @@ mod tests {
             attempted_at: Some(t0),
             unknown_at: t0 + chrono::Duration::seconds(5),
             failed_queries,
+            answered: false,
         };
         (u, t0)
     }

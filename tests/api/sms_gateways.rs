@@ -370,12 +370,15 @@ async fn sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking(
         .claim_sends(
             claimed_at,
             claimed_at + minutes(2),
-            &[sms::token_hash("x"), sms::token_hash("y")],
+            &[
+                sms::fresh_token(&app.services.vault).1,
+                sms::fresh_token(&app.services.vault).1,
+            ],
             claimed_at + chrono::Duration::days(1),
         )
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed.sends.len(), 2);
     app.raw_sql(
         "UPDATE survey_records SET phone_enc = NULL, phone_hash = NULL \
          WHERE id = (SELECT MAX(id) FROM survey_records)",
