@@ -1,7 +1,7 @@
 //! Sending survey links by SMS. Every send is a row of `survey_records`: claimed by one
-//! instance (a lease), given a fresh one-time token (only its SHA-256 is kept), sent through
-//! the configured gateway at the gateway's rate, then marked sent, or queued again with a
-//! backoff, or failed with the gateway's code.
+//! instance (a lease), given a one-time token (its SHA-256 is what a request is checked
+//! against), sent through the configured gateway at the gateway's rate, then marked sent, or
+//! queued again with a backoff, or failed with the gateway's code.
 //!
 //! A send can also end with its outcome unknown: the gateway took the request and never
 //! answered, or the instance stopped between claiming the send and recording its outcome.
@@ -11,6 +11,11 @@
 //! `SessionContext`, Aliyun's `OutId`) — and is then `sent`; or queued for a normal retry
 //! when the gateway has no record of it; or, only when the gateway cannot tell (its status
 //! queries keep failing, or the horizon has passed), `failed` with the reason.
+//!
+//! Whatever the gateway says, an answered survey proves that its link arrived: a send whose
+//! survey was answered is `sent` and never sent again. And a send again carries the link of
+//! the first attempt — the token is kept, sealed by the vault, until the record is sent or
+//! failed — so that the first SMS, if it arrived after all, still opens the survey.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -20,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::Services;
-use crate::store::{ClaimedSend, Settled, StoreError, UnknownSend};
+use crate::store::{ClaimedSend, ClaimedToken, NewToken, Settled, StoreError, UnknownSend};
 
 /// How many sends one round claims (and how many unknown ones it asks about).
 const ROUND: usize = 50;
@@ -40,11 +45,13 @@ pub const MAX_FAILED_QUERIES: u32 = 10;
 /// How a gateway request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Refused for now (throttled, busy) or never reached: trying again later may succeed.
+    /// Refused before the gateway took it, for now (throttled, clocks apart), or never
+    /// reached it: trying again later may succeed, and cannot send it twice.
     Retryable,
     /// Refused for good (a bad number, a refused signature).
     Final,
-    /// Sent, and no answer came back: the gateway may have taken it.
+    /// Sent, and no answer came back, or one that may come after the gateway took it (a 5xx,
+    /// the gateway's own timeout): the gateway may have taken it.
     Unanswered,
 }
 
@@ -137,6 +144,20 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What a kept token is sealed to: its own hash, so that it opens only beside it.
+fn token_aad(hash: &str) -> String {
+    format!("survey token {hash}")
+}
+
+/// A fresh token, and what the store keeps of it: its hash, and itself sealed by the vault
+/// (for a send again).
+pub fn fresh_token(vault: &super::vault::PhoneVault) -> (String, NewToken) {
+    let token = new_token();
+    let hash = token_hash(&token);
+    let sealed = vault.seal(&token, &token_aad(&hash));
+    (token, NewToken { hash, sealed })
+}
+
 /// The wait before attempt `attempts + 1`: 30 s, 1 min, 2 min, … at most an hour.
 pub fn backoff(attempts: u32) -> chrono::Duration {
     let secs = 30i64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
@@ -166,18 +187,46 @@ pub struct Round {
     pub confirmed: usize,
     /// Of unknown outcome, and the gateway has no record of them: queued again.
     pub requeued: usize,
+    /// Of unknown outcome or queued again, and their survey answered meanwhile (the link
+    /// arrived): sent, never sent again.
+    pub answered: usize,
+}
+
+/// The time of a round: `now` as its caller gave it, moving on with the (monotonic) real
+/// clock. A round can take minutes (status queries and sends wait for the gateway and the
+/// rate), so each phase and each lease reads the time afresh rather than trusting the start;
+/// tests give rounds a `now` ahead of the real clock, and the round keeps that offset.
+#[derive(Debug, Clone, Copy)]
+struct RoundClock {
+    start: DateTime<Utc>,
+    began: std::time::Instant,
+}
+
+impl RoundClock {
+    fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            start,
+            began: std::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.began.elapsed()).unwrap_or_default()
+    }
 }
 
 /// One pass of the sender: sends left mid-way by a stopped instance become unknown, the
 /// unknown ones that are due are asked about, then the queued ones that are due are sent.
+/// `now`: the time the round starts at; each phase goes on from it at the real clock's pace.
 pub async fn send_due(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
     now: DateTime<Utc>,
 ) -> Result<Round, StoreError> {
+    let clock = RoundClock::starting_at(now);
     let mut round = Round::default();
-    let interrupted = services.store.mark_interrupted_unknown(now).await?;
+    let interrupted = services.store.mark_interrupted_unknown(clock.now()).await?;
     if interrupted > 0 {
         tracing::warn!(
             sends = interrupted,
@@ -185,8 +234,8 @@ pub async fn send_due(
         );
         metrics::counter!("survey_sms_total", "outcome" => "unknown").increment(interrupted);
     }
-    resolve_unknown(services, gateway, throttle, now, &mut round).await?;
-    send_queued(services, gateway, throttle, now, &mut round).await?;
+    resolve_unknown(services, gateway, throttle, &clock, &mut round).await?;
+    send_queued(services, gateway, throttle, &clock, &mut round).await?;
     Ok(round)
 }
 
@@ -209,25 +258,59 @@ fn open_phone(
         })
 }
 
+/// Opens the token a claimed send carries, or says why it cannot be.
+fn open_token(
+    services: &Services,
+    c: &ClaimedSend,
+    fresh: &[String],
+) -> Result<String, &'static str> {
+    match &c.token {
+        ClaimedToken::Fresh(i) => fresh.get(*i).cloned().ok_or("no_token"),
+        ClaimedToken::Kept { hash, sealed } => {
+            services.vault.open(sealed, &token_aad(hash)).map_err(|_| {
+                tracing::error!(
+                    record_id = c.id,
+                    "survey token kept for a send again unreadable"
+                );
+                "undecryptable"
+            })
+        }
+    }
+}
+
 /// Claims the queued sends that are due and sends them.
 async fn send_queued(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
-    now: DateTime<Utc>,
+    clock: &RoundClock,
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let store = services.store.as_ref();
-    let tokens: Vec<String> = (0..ROUND).map(|_| new_token()).collect();
-    let hashes: Vec<String> = tokens.iter().map(|t| token_hash(t)).collect();
+    // Now, not when the round began: the status queries before may have been slow.
+    let now = clock.now();
+    // Tokens for the records that have none yet; the others keep theirs.
+    let (tokens, new_tokens): (Vec<String>, Vec<NewToken>) =
+        (0..ROUND).map(|_| fresh_token(&services.vault)).unzip();
     let ttl = chrono::Duration::from_std(services.settings.sms.survey_ttl).unwrap_or_default();
     let lease_until = now + chrono::Duration::seconds(LEASE_SECS);
     let claimed = store
-        .claim_sends(now, lease_until, &hashes, now + ttl)
+        .claim_sends(now, lease_until, &new_tokens, now + ttl)
         .await?;
+    if claimed.answered > 0 {
+        tracing::info!(
+            sends = claimed.answered,
+            "survey SMS not sent again: its survey was answered, so the first one arrived"
+        );
+        metrics::counter!("survey_sms_total", "outcome" => "answered").increment(claimed.answered);
+        round.answered += claimed.answered as usize;
+    }
+    let claimed = claimed.sends;
     for (i, c) in claimed.iter().enumerate() {
-        let phone = match open_phone(services, c.id, c.campaign_id, c.phone_enc.as_deref()) {
-            Ok(p) => p,
+        let opened = open_phone(services, c.id, c.campaign_id, c.phone_enc.as_deref())
+            .and_then(|phone| Ok((phone, open_token(services, c, &tokens)?)));
+        let (phone, token) = match opened {
+            Ok(opened) => opened,
             Err(why) => {
                 store.mark_send_failed(c.id, why, None).await?;
                 round.failed += 1;
@@ -237,27 +320,24 @@ async fn send_queued(
         throttle.until_ready().await;
         // A slow round (a gateway timing out every send) gives the rest back rather than
         // send past its lease, when another instance may take them for interrupted.
-        if Utc::now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
+        if clock.now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
             tracing::warn!(
                 sends = claimed.len() - i,
                 "survey SMS round too slow; giving the rest back"
             );
             for rest in &claimed[i..] {
-                store.release_send(rest.id, Utc::now()).await?;
+                store.release_send(rest.id, clock.now()).await?;
             }
             break;
         }
-        let link = format!(
-            "{}/s/{}",
-            services.settings.sms.public_base_url, tokens[c.token_index]
-        );
+        let link = format!("{}/s/{token}", services.settings.sms.public_base_url);
         let outcome = gateway.send(c.id, &phone, &link).await;
-        record_send(services, c, outcome, now, round).await?;
+        record_send(services, c, outcome, clock.now(), round).await?;
     }
     Ok(())
 }
 
-/// Records what became of one send.
+/// Records what became of one send, which ended at `now`.
 async fn record_send(
     services: &Services,
     c: &ClaimedSend,
@@ -268,13 +348,13 @@ async fn record_send(
     let store = services.store.as_ref();
     match outcome {
         Ok(()) => {
-            store.mark_sent(c.id, Utc::now()).await?;
+            store.mark_sent(c.id, now).await?;
             metrics::counter!("survey_sms_total", "outcome" => "sent").increment(1);
             round.sent += 1;
         }
         Err(e) if e.failure == Failure::Unanswered => {
-            // Never before the round's own clock (tests run rounds ahead of it), never
-            // before the real one (the send ended just now).
+            // Never before the real clock either: the gateway's records of the send, which
+            // the status query looks through, are in real time.
             let at = now.max(Utc::now());
             tracing::warn!(record_id = c.id, code = %e.code, attempts = c.attempts, "survey SMS unanswered: outcome unknown; the gateway will be asked");
             let first_query = at + chrono::Duration::seconds(FIRST_QUERY_SECS);
@@ -285,7 +365,7 @@ async fn record_send(
             round.unknown += 1;
         }
         Err(e) if e.failure == Failure::Retryable && c.attempts < MAX_ATTEMPTS => {
-            let at = Utc::now() + backoff(c.attempts);
+            let at = now + backoff(c.attempts);
             tracing::warn!(record_id = c.id, code = %e.code, attempts = c.attempts, retry_at = %at, "survey SMS refused; will retry");
             store.mark_send_failed(c.id, &e.code, Some(at)).await?;
             metrics::counter!("survey_sms_total", "outcome" => "retried").increment(1);
@@ -306,6 +386,8 @@ async fn record_send(
 pub enum Resolution {
     /// The gateway took it.
     Sent,
+    /// Its survey was answered: the link arrived, whatever the gateway would say.
+    Answered,
     /// The gateway never took it: queued again at this time.
     Requeue(DateTime<Utc>),
     /// Failed for good, for this reason.
@@ -377,23 +459,31 @@ async fn resolve_unknown(
     services: &Services,
     gateway: &dyn Gateway,
     throttle: &Throttle,
-    now: DateTime<Utc>,
+    clock: &RoundClock,
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let store = services.store.as_ref();
+    let now = clock.now();
     let lease_until = now + chrono::Duration::seconds(LEASE_SECS);
     let due = store.claim_unknown_sends(now, lease_until, ROUND).await?;
     let settle = chrono::Duration::from_std(gateway.settle()).unwrap_or_default();
     let horizon =
         chrono::Duration::from_std(services.settings.sms.unknown_horizon).unwrap_or_default();
     for u in due {
-        let resolution = match open_phone(services, u.id, u.campaign_id, u.phone_enc.as_deref()) {
+        let opened = if u.answered {
+            // No need to ask: the best proof of delivery there is.
+            Ok(None)
+        } else {
+            open_phone(services, u.id, u.campaign_id, u.phone_enc.as_deref()).map(Some)
+        };
+        let resolution = match opened {
+            Ok(None) => Resolution::Answered,
             // A number cleared by the retention cannot be asked about.
             Err(why) => Resolution::Fail(format!("{why}: outcome unknown")),
-            Ok(phone) => {
+            Ok(Some(phone)) => {
                 throttle.until_ready().await;
                 // Past the lease another instance may ask too: the rest wait for its end.
-                if Utc::now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
+                if clock.now() + chrono::Duration::seconds(LEASE_MARGIN_SECS) > lease_until {
                     break;
                 }
                 let (since, until) = send_window(&u);
@@ -407,7 +497,8 @@ async fn resolve_unknown(
                 if let Err(e) = &answer {
                     tracing::warn!(record_id = u.id, code = %e.code, failed_queries = u.failed_queries + 1, "survey SMS status query failed");
                 }
-                decide(&u, &answer, settle, horizon, now)
+                // Decided at the answer's time: the queries before may have been slow.
+                decide(&u, &answer, settle, horizon, clock.now())
             }
         };
         record_resolution(services, &u, resolution, round).await?;
@@ -436,6 +527,18 @@ async fn record_resolution(
             );
             round.confirmed += 1;
             "sent"
+        }
+        Resolution::Answered => {
+            let at = u.attempted_at.unwrap_or(u.unknown_at);
+            store
+                .settle_unknown_send(u.id, &Settled::Sent { at })
+                .await?;
+            tracing::info!(
+                record_id = u.id,
+                "survey SMS of unknown outcome: its survey was answered, so it arrived"
+            );
+            round.answered += 1;
+            "answered"
         }
         Resolution::Requeue(retry_at) => {
             let reason = format!("{}; the gateway has no record of it", u.reason);
@@ -526,6 +629,7 @@ mod tests {
             attempted_at: Some(t0),
             unknown_at: t0 + chrono::Duration::seconds(5),
             failed_queries,
+            answered: false,
         };
         (u, t0)
     }

@@ -1,6 +1,8 @@
 //! Phone numbers at rest: encrypted for sending (AES-256-GCM, the key from configuration)
 //! and hashed with the service key for matching. Neither the number nor its hash leaves the
-//! service: no log line, export or response carries them.
+//! service: no log line, export or response carries them. The same sealing keeps other
+//! small secrets at rest: objectors' contacts, and a survey token awaiting a send again
+//! (`app::sms`).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

@@ -119,21 +119,34 @@ impl AliyunSms {
     }
 }
 
-/// Codes worth trying again later: Aliyun's flow control and its own troubles.
-fn retryable(code: &str) -> bool {
-    code.contains("LIMIT_CONTROL")
-        || code.starts_with("Throttling")
+/// What an Aliyun error code means for a send (the table is in `docs/evaluations.md`). Aliyun
+/// documents `SendSms` as not idempotent: a code that may come after the send was taken is
+/// never retried blindly.
+pub fn classify(code: &str) -> Failure {
+    if code.starts_with("InternalError")
         || code.starts_with("ServiceUnavailable")
-        || code.starts_with("InternalError")
+        || matches!(
+            code,
+            "isp.SYSTEM_ERROR" | "isp.GATEWAY_ERROR" | "isp.UNKNOWN"
+        )
+    {
+        // Aliyun's own troubles, some on the way to the carrier: it may have gone out.
+        Failure::Unanswered
+    } else if code.contains("LIMIT_CONTROL")
+        || code.contains("BUSINESS_LIMIT")
+        || code.starts_with("Throttling")
+        || code.starts_with("InvalidTimeStamp")
+    {
+        // Refused before anything was taken, for now: flow control, and clocks apart.
+        Failure::Retryable
+    } else {
+        // A bad number, a refused signature or template, an account out of service.
+        Failure::Final
+    }
 }
 
 fn refused(code: &str) -> GatewayError {
-    let failure = if retryable(code) {
-        Failure::Retryable
-    } else {
-        Failure::Final
-    };
-    GatewayError::new(code, failure)
+    GatewayError::new(code, classify(code))
 }
 
 /// The days (`yyyyMMdd`, Beijing time, as `SendDate` counts them) a send between `since` and
@@ -198,7 +211,8 @@ impl AliyunSms {
             Some(code) => Err(refused(code)),
             // A success whose body cannot be read: taken in, fate unknown.
             None if status.is_success() => Err(super::unreadable()),
-            None => Err(refused(&format!("InternalError.Http{}", status.as_u16()))),
+            // An error status without Aliyun's code: from a front end or a proxy on the way.
+            None => Err(super::http_status(status)),
         }
     }
 
@@ -228,7 +242,11 @@ impl AliyunSms {
                 return Ok(false);
             }
         }
-        Err(refused("InternalError.TooManyRecords"))
+        // (A failed query only means "ask again later"; its kind does not matter.)
+        Err(GatewayError::new(
+            "InternalError.TooManyRecords",
+            Failure::Retryable,
+        ))
     }
 }
 
@@ -325,7 +343,35 @@ mod tests {
     #[test]
     fn percent_encoding_follows_rfc_3986() {
         assert_eq!(percent_encode("a b*c~d/中"), "a%20b%2Ac~d%2F%E4%B8%AD");
-        assert!(retryable("isv.BUSINESS_LIMIT_CONTROL"));
-        assert!(!retryable("isv.MOBILE_NUMBER_ILLEGAL"));
+    }
+
+    #[test]
+    fn codes_that_may_come_after_the_send_was_taken_are_never_retried_blindly() {
+        for code in [
+            "isp.SYSTEM_ERROR",
+            "isp.GATEWAY_ERROR",
+            "isp.UNKNOWN",
+            "InternalError",
+            "ServiceUnavailable",
+            "ServiceUnavailable.Unavailable",
+        ] {
+            assert_eq!(classify(code), Failure::Unanswered, "{code}");
+        }
+        for code in [
+            "isv.BUSINESS_LIMIT_CONTROL",
+            "isv.DAY_LIMIT_CONTROL",
+            "Throttling.User",
+            "InvalidTimeStamp.Expired",
+        ] {
+            assert_eq!(classify(code), Failure::Retryable, "{code}");
+        }
+        for code in [
+            "isv.MOBILE_NUMBER_ILLEGAL",
+            "SignatureDoesNotMatch",
+            "isv.OUT_OF_SERVICE",
+            "isp.RAM_PERMISSION_DENY",
+        ] {
+            assert_eq!(classify(code), Failure::Final, "{code}");
+        }
     }
 }

@@ -40,6 +40,23 @@ pub fn unanswered(e: &reqwest::Error) -> crate::app::sms::GatewayError {
     }
 }
 
+/// What an HTTP error status without a gateway's code means for a send. A 5xx comes from the
+/// gateway's front end or a proxy on the way (a 502 or 504 while the gateway was still at
+/// work), possibly after the gateway took the send: its outcome is unknown. A 429 (throttled)
+/// or a 408 (the request not read in time) refused it before it was taken: try again later.
+/// Any other status refused it for good.
+pub fn http_status(status: reqwest::StatusCode) -> crate::app::sms::GatewayError {
+    use crate::app::sms::{Failure, GatewayError};
+    let code = status.as_u16();
+    if status.is_server_error() {
+        GatewayError::new(format!("HTTP {code}: outcome unknown"), Failure::Unanswered)
+    } else if matches!(code, 408 | 429) {
+        GatewayError::new(format!("HTTP {code}"), Failure::Retryable)
+    } else {
+        GatewayError::new(format!("HTTP {code}"), Failure::Final)
+    }
+}
+
 /// A success status whose body cannot be read: the gateway answered, but what it did is
 /// unknown.
 pub fn unreadable() -> crate::app::sms::GatewayError {
@@ -47,4 +64,24 @@ pub fn unreadable() -> crate::app::sms::GatewayError {
         "unreadable answer: outcome unknown",
         crate::app::sms::Failure::Unanswered,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::sms::Failure;
+
+    #[test]
+    fn a_5xx_may_come_after_the_send_was_taken_and_a_429_before() {
+        let failure = |code: u16| http_status(reqwest::StatusCode::from_u16(code).unwrap());
+        for code in [500, 502, 503, 504] {
+            let e = failure(code);
+            assert_eq!(e.failure, Failure::Unanswered, "{code}");
+            assert_eq!(e.code, format!("HTTP {code}: outcome unknown"));
+        }
+        assert_eq!(failure(429).failure, Failure::Retryable);
+        assert_eq!(failure(408).failure, Failure::Retryable);
+        assert_eq!(failure(403).failure, Failure::Final);
+        assert_eq!(failure(404).failure, Failure::Final);
+    }
 }

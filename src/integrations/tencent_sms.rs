@@ -105,22 +105,40 @@ impl TencentSms {
     }
 }
 
-/// Codes worth trying again later: Tencent's throttling, its internal errors, and a clock
-/// that drifted.
-fn retryable(code: &str) -> bool {
-    code.starts_with("LimitExceeded")
-        || code.starts_with("RequestLimitExceeded")
-        || code.starts_with("InternalError")
-        || code == "AuthFailure.SignatureExpire"
+/// What a Tencent error code means for a send (the codes of SMS API 2021-01-11; the table is
+/// in `docs/evaluations.md`). Tencent's `SendSms` takes no idempotency key, so a code that may
+/// come after the send was taken is never retried blindly.
+pub fn classify(code: &str) -> Failure {
+    match code {
+        // Timeouts and failures inside Tencent, some on the way to the carrier
+        // (`InternalError.Timeout`: 请求下发短信超时; `SendAndRecvFail`: 接口超时或短信收发包超时;
+        // `ParseBackendResponseFail`: the carrier's answer unreadable): it may have gone out.
+        "InternalError"
+        | "InternalError.Timeout"
+        | "InternalError.SendAndRecvFail"
+        | "InternalError.ParseBackendResponseFail"
+        | "InternalError.OtherError"
+        | "InternalError.UnknownError" => Failure::Unanswered,
+        // Refused before anything was taken, for now: throttling, and clocks apart
+        // (`RequestTimeException`: our time and Tencent's more than ten minutes apart).
+        c if c.starts_with("LimitExceeded") || c.starts_with("RequestLimitExceeded") => {
+            Failure::Retryable
+        }
+        "AuthFailure.SignatureExpire" | "InternalError.RequestTimeException" => Failure::Retryable,
+        // The request itself refused: sending it again changes nothing.
+        "InternalError.JsonParseFail"
+        | "InternalError.SigVerificationFail"
+        | "InternalError.SigFieldMissing"
+        | "InternalError.RestApiInterfaceNotExist" => Failure::Final,
+        // An internal error Tencent has not documented: it may have gone out.
+        c if c.starts_with("InternalError") => Failure::Unanswered,
+        // A bad number, a refused signature or template, an account without credit.
+        _ => Failure::Final,
+    }
 }
 
 fn refused(code: &str) -> GatewayError {
-    let failure = if retryable(code) {
-        Failure::Retryable
-    } else {
-        Failure::Final
-    };
-    GatewayError::new(code, failure)
+    GatewayError::new(code, classify(code))
 }
 
 /// Whether status records of the number hold our send: one that carries our record id as its
@@ -161,11 +179,10 @@ impl TencentSms {
             .send()
             .await;
         let response = answer.map_err(|e| super::unanswered(&e))?;
+        // Tencent answers its own errors with 200 and a code: another status is from a front
+        // end or a proxy on the way.
         if !response.status().is_success() {
-            return Err(refused(&format!(
-                "InternalError.Http{}",
-                response.status().as_u16()
-            )));
+            return Err(super::http_status(response.status()));
         }
         let mut body: Value = response.json().await.map_err(|_| super::unreadable())?;
         let answer = body["Response"].take();
@@ -214,14 +231,21 @@ impl Gateway for TencentSms {
         let answer = self
             .call("PullSmsSendStatusByPhoneNumber", &payload)
             .await?;
+        // (A failed query only means "ask again later"; its kind does not matter.)
         let Some(records) = answer["PullSmsSendStatusSet"].as_array() else {
-            return Err(refused("InternalError.BadAnswer"));
+            return Err(GatewayError::new(
+                "InternalError.BadAnswer",
+                Failure::Retryable,
+            ));
         };
         if holds(records, q.record_id) {
             Ok(Known::Accepted)
         } else if records.len() >= PULL_LIMIT {
             // A full page without ours: more may be beyond it, which the fixed offset hides.
-            Err(refused("InternalError.TooManyRecords"))
+            Err(GatewayError::new(
+                "InternalError.TooManyRecords",
+                Failure::Retryable,
+            ))
         } else {
             Ok(Known::NoRecord)
         }
@@ -272,10 +296,35 @@ mod tests {
     }
 
     #[test]
-    fn throttling_is_retried_and_bad_numbers_are_not() {
-        assert!(retryable("LimitExceeded.PhoneNumberThirtySecondLimit"));
-        assert!(retryable("InternalError.Timeout"));
-        assert!(!retryable("InvalidParameterValue.IncorrectPhoneNumber"));
-        assert!(!retryable("AuthFailure.SignatureFailure"));
+    fn codes_that_may_come_after_the_send_was_taken_are_never_retried_blindly() {
+        for code in [
+            "InternalError.Timeout",
+            "InternalError.SendAndRecvFail",
+            "InternalError.ParseBackendResponseFail",
+            "InternalError.OtherError",
+            "InternalError.UnknownError",
+            "InternalError",
+            "InternalError.SomethingNew",
+        ] {
+            assert_eq!(classify(code), Failure::Unanswered, "{code}");
+        }
+        for code in [
+            "LimitExceeded.PhoneNumberThirtySecondLimit",
+            "LimitExceeded.DeliveryFrequencyLimit",
+            "RequestLimitExceeded",
+            "AuthFailure.SignatureExpire",
+            "InternalError.RequestTimeException",
+        ] {
+            assert_eq!(classify(code), Failure::Retryable, "{code}");
+        }
+        for code in [
+            "InvalidParameterValue.IncorrectPhoneNumber",
+            "AuthFailure.SignatureFailure",
+            "FailedOperation.PhoneNumberInBlacklist",
+            "InternalError.JsonParseFail",
+            "UnauthorizedOperation.SerivceSuspendDueToArrears",
+        ] {
+            assert_eq!(classify(code), Failure::Final, "{code}");
+        }
     }
 }

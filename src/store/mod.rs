@@ -410,6 +410,24 @@ pub struct NewSurveyRecord {
     pub phone_enc: String,
 }
 
+/// A fresh survey token for `claim_sends` to give a record that has none: its SHA-256, and
+/// the token sealed by the vault (bound to that hash) so that a send again can carry it.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub hash: String,
+    pub sealed: String,
+}
+
+/// The token a claimed send carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimedToken {
+    /// The `i`-th of the tokens given to `claim_sends`: the record had none.
+    Fresh(usize),
+    /// The one an earlier attempt gave the record (sealed, with its hash), kept: a send again
+    /// carries the same link, so that the first SMS, if it arrived, still opens the survey.
+    Kept { hash: String, sealed: String },
+}
+
 /// A survey SMS to send, claimed by this instance until its lease ends.
 #[derive(Debug, Clone)]
 pub struct ClaimedSend {
@@ -418,8 +436,16 @@ pub struct ClaimedSend {
     /// `None` when the number was cleared (retention) before the send.
     pub phone_enc: Option<String>,
     pub attempts: u32,
-    /// Which of the tokens given to `claim_sends` the record now answers to.
-    pub token_index: usize,
+    pub token: ClaimedToken,
+}
+
+/// What `claim_sends` did.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub sends: Vec<ClaimedSend>,
+    /// Due sends whose survey was answered meanwhile (the first link arrived): settled
+    /// `sent`, not claimed.
+    pub answered: u64,
 }
 
 /// A survey SMS whose outcome is unknown, claimed by this instance for a status query until
@@ -438,6 +464,8 @@ pub struct UnknownSend {
     pub unknown_at: DateTime<Utc>,
     /// Status queries that failed so far.
     pub failed_queries: u32,
+    /// Its survey was answered: the link arrived, whatever the gateway says.
+    pub answered: bool,
 }
 
 /// What became of a send of unknown outcome, once the gateway was asked.
@@ -1011,22 +1039,27 @@ pub trait Store: Send + Sync + 'static {
         records: &[NewSurveyRecord],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<bool>>;
-    /// Clears the phone numbers (sealed and hashed) of records created before `before`.
+    /// Clears the phone numbers (sealed and hashed) of records created before `before`, and
+    /// their kept tokens (they can no longer be sent).
     async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    /// Claims up to `token_hashes.len()` queued sends that are due, each with one of the
-    /// tokens (its hash stored, valid until `expires_at`), leased until `lease_until`; the
-    /// claim's time is kept (a status query looks for the SMS from then on).
+    /// Claims up to `tokens.len()` queued sends that are due, leased until `lease_until`,
+    /// valid until `expires_at`. A record keeps the token an earlier attempt gave it; one
+    /// without gets one of `tokens` (its hash and sealed token stored). The claim's time is
+    /// kept (a status query looks for the SMS from then on). A due send whose survey was
+    /// answered meanwhile is not claimed: it is settled `sent` (the answer proves the link
+    /// arrived), and counted.
     async fn claim_sends(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        token_hashes: &[String],
+        tokens: &[NewToken],
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<Vec<ClaimedSend>>;
-    /// A send the gateway took (while `sending`, or `unknown` when its lease ran out first).
+    ) -> StoreResult<Claimed>;
+    /// A send the gateway took (while `sending`, or `unknown` when its lease ran out first);
+    /// its kept token is dropped (no send follows).
     async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()>;
-    /// A failed send (while `sending`): queued again at `retry_at`, or failed for good
-    /// (`None`).
+    /// A failed send (while `sending`): queued again at `retry_at` (its token kept), or
+    /// failed for good (`None`; its kept token dropped).
     async fn mark_send_failed(
         &self,
         id: i64,
@@ -1058,7 +1091,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<UnknownSend>>;
     /// Records what became of a send of unknown outcome, if it is still unknown (an answer
-    /// that comes late, after another instance settled it, changes nothing).
+    /// that comes late, after another instance settled it, changes nothing). Queued again,
+    /// it keeps its token; sent or failed, its kept token is dropped.
     async fn settle_unknown_send(&self, id: i64, settled: &Settled<'_>) -> StoreResult<()>;
     /// A send of unknown outcome stays so: its next status query at `at`, counting one more
     /// failed query when `failed_query`.

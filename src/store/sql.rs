@@ -1062,7 +1062,8 @@ macro_rules! sql_store {
 
             async fn purge_phones(&self, before: DateTime<Utc>) -> StoreResult<u64> {
                 let done = sqlx::query(
-                    "UPDATE survey_records SET phone_enc = NULL, phone_hash = NULL WHERE created_at < $1 AND phone_hash IS NOT NULL",
+                    "UPDATE survey_records SET phone_enc = NULL, phone_hash = NULL, token_enc = NULL \
+                     WHERE created_at < $1 AND phone_hash IS NOT NULL",
                 )
                 .bind(before)
                 .execute(&self.pool)
@@ -1074,39 +1075,71 @@ macro_rules! sql_store {
                 &self,
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
-                token_hashes: &[String],
+                tokens: &[NewToken],
                 expires_at: DateTime<Utc>,
-            ) -> StoreResult<Vec<ClaimedSend>> {
+            ) -> StoreResult<Claimed> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let rows = sqlx::query(concat!(
-                    "SELECT id, campaign_id, phone_enc, attempts FROM survey_records \
-                     WHERE send_status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+                    "SELECT id, campaign_id, phone_enc, attempts, token_hash, token_enc, answered_at IS NOT NULL AS answered \
+                     FROM survey_records WHERE send_status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
                     $skip_locked
                 ))
                 .bind(now)
-                .bind(token_hashes.len() as i64)
+                .bind(tokens.len() as i64)
                 .fetch_all(&mut *tx)
                 .await?;
-                let mut claimed = Vec::with_capacity(rows.len());
+                let mut claimed = Claimed::default();
                 for (i, r) in rows.iter().enumerate() {
                     let id: i64 = r.try_get("id")?;
-                    sqlx::query(
-                        "UPDATE survey_records SET send_status = 'sending', next_attempt_at = $1, token_hash = $2, \
-                         expires_at = $3, attempts = attempts + 1, attempted_at = $4 WHERE id = $5",
-                    )
-                    .bind(lease_until)
-                    .bind(&token_hashes[i])
-                    .bind(expires_at)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    claimed.push(ClaimedSend {
+                    if r.try_get::<bool, _>("answered")? {
+                        // Answered through the link of an earlier attempt: that SMS arrived.
+                        sqlx::query(
+                            "UPDATE survey_records SET send_status = 'sent', sent_at = COALESCE(sent_at, attempted_at, answered_at), \
+                             last_error = NULL, token_enc = NULL WHERE id = $1",
+                        )
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        claimed.answered += 1;
+                        continue;
+                    }
+                    let kept = (
+                        r.try_get::<Option<String>, _>("token_hash")?,
+                        r.try_get::<Option<String>, _>("token_enc")?,
+                    );
+                    let token = if let (Some(hash), Some(sealed)) = kept {
+                        sqlx::query(
+                            "UPDATE survey_records SET send_status = 'sending', next_attempt_at = $1, expires_at = $2, \
+                             attempts = attempts + 1, attempted_at = $3 WHERE id = $4",
+                        )
+                        .bind(lease_until)
+                        .bind(expires_at)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        ClaimedToken::Kept { hash, sealed }
+                    } else {
+                        sqlx::query(
+                            "UPDATE survey_records SET send_status = 'sending', next_attempt_at = $1, token_hash = $2, \
+                             token_enc = $3, expires_at = $4, attempts = attempts + 1, attempted_at = $5 WHERE id = $6",
+                        )
+                        .bind(lease_until)
+                        .bind(&tokens[i].hash)
+                        .bind(&tokens[i].sealed)
+                        .bind(expires_at)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        ClaimedToken::Fresh(i)
+                    };
+                    claimed.sends.push(ClaimedSend {
                         id,
                         campaign_id: r.try_get("campaign_id")?,
                         phone_enc: r.try_get("phone_enc")?,
                         attempts: r.try_get::<i32, _>("attempts")?.max(0) as u32 + 1,
-                        token_index: i,
+                        token,
                     });
                 }
                 tx.commit().await?;
@@ -1115,7 +1148,7 @@ macro_rules! sql_store {
 
             async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE survey_records SET send_status = 'sent', sent_at = $1, last_error = NULL \
+                    "UPDATE survey_records SET send_status = 'sent', sent_at = $1, last_error = NULL, token_enc = NULL \
                      WHERE id = $2 AND send_status IN ('sending', 'unknown')",
                 )
                 .bind(at)
@@ -1128,8 +1161,8 @@ macro_rules! sql_store {
             async fn mark_send_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
                 let status = if retry_at.is_some() { "queued" } else { "failed" };
                 sqlx::query(
-                    "UPDATE survey_records SET send_status = $1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at) \
-                     WHERE id = $4 AND send_status = 'sending'",
+                    "UPDATE survey_records SET send_status = $1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+                     token_enc = CASE WHEN $1 = 'failed' THEN NULL ELSE token_enc END WHERE id = $4 AND send_status = 'sending'",
                 )
                 .bind(status)
                 .bind(error)
@@ -1186,7 +1219,8 @@ macro_rules! sql_store {
             ) -> StoreResult<Vec<UnknownSend>> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let rows = sqlx::query(concat!(
-                    "SELECT id, campaign_id, phone_enc, attempts, last_error, attempted_at, unknown_at, failed_queries \
+                    "SELECT id, campaign_id, phone_enc, attempts, last_error, attempted_at, unknown_at, failed_queries, \
+                     answered_at IS NOT NULL AS answered \
                      FROM survey_records WHERE send_status = 'unknown' AND next_attempt_at <= $1 \
                      ORDER BY next_attempt_at, id LIMIT $2",
                     $skip_locked
@@ -1213,6 +1247,7 @@ macro_rules! sql_store {
                         attempted_at: r.try_get("attempted_at")?,
                         unknown_at: unknown_at.unwrap_or(now),
                         failed_queries: r.try_get::<i32, _>("failed_queries")?.max(0) as u32,
+                        answered: r.try_get("answered")?,
                     });
                 }
                 tx.commit().await?;
@@ -1227,7 +1262,8 @@ macro_rules! sql_store {
                 };
                 sqlx::query(
                     "UPDATE survey_records SET send_status = $1, last_error = $2, sent_at = COALESCE($3, sent_at), \
-                     next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $5 AND send_status = 'unknown'",
+                     next_attempt_at = COALESCE($4, next_attempt_at), token_enc = CASE WHEN $1 = 'queued' THEN token_enc ELSE NULL END \
+                     WHERE id = $5 AND send_status = 'unknown'",
                 )
                 .bind(status)
                 .bind(error)

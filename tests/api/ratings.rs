@@ -632,7 +632,30 @@ async fn service_records_are_imported_sealed_and_cleared_after_retention(backend
         "13800138000"
     );
 
-    // Past the retention period the numbers are cleared, sealed and hashed alike.
+    // One is claimed for sending and not sent yet: it holds a token, kept sealed for a send
+    // again.
+    let now = chrono::Utc::now();
+    let claimed = app
+        .services
+        .store
+        .claim_sends(
+            now,
+            now + chrono::Duration::minutes(2),
+            &[minyi::app::sms::fresh_token(&app.services.vault).1],
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.sends.len(), 1);
+    let kept = app
+        .raw_sql_rows(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM survey_records WHERE token_enc IS NOT NULL",
+        )
+        .await;
+    assert_eq!(kept, [["1"]]);
+
+    // Past the retention period the numbers are cleared, sealed and hashed alike, and the
+    // kept token with them (the record can no longer be sent).
     let cleared = app
         .services
         .store
@@ -641,7 +664,7 @@ async fn service_records_are_imported_sealed_and_cleared_after_retention(backend
         .unwrap();
     assert_eq!(cleared, 2);
     let dump = app
-        .raw_sql_rows("SELECT phone_hash, phone_enc FROM survey_records")
+        .raw_sql_rows("SELECT phone_hash, phone_enc, token_enc FROM survey_records")
         .await;
     assert!(dump.iter().flatten().all(String::is_empty));
 }

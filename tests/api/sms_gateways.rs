@@ -4,7 +4,8 @@
 //! the status queries (`PullSmsSendStatusByPhoneNumber`, `QuerySendDetails`).
 //!
 //! A fake can also take a send and never answer, or never take it and never answer: the
-//! two sides of an outcome the client cannot know, which the sender settles by asking.
+//! two sides of an outcome the client cannot know, which the sender settles by asking. It can
+//! also take a send and then fail: a 502 from the front end, or the vendor's own timeout code.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +31,9 @@ on_both_backends!(
     tencent_sends_without_an_answer_are_settled_by_asking,
     aliyun_sends_without_an_answer_are_settled_by_asking,
     tencent_sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking,
-    aliyun_sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking
+    aliyun_sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking,
+    tencent_sends_failing_after_the_gateway_took_them_are_settled_by_asking,
+    aliyun_sends_failing_after_the_gateway_took_them_are_settled_by_asking
 );
 
 /// What the fake does with a well-signed `SendSms`.
@@ -42,6 +45,11 @@ enum Mode {
     TakeWithoutAnswer,
     /// Never takes the send, and never answers either.
     DropWithoutAnswer,
+    /// Takes the send, then its front end answers 502 Bad Gateway.
+    TakeThenBadGateway,
+    /// Takes the send, then answers with the vendor's code for a timeout inside it
+    /// (Tencent's `InternalError.Timeout`, Aliyun's `isp.SYSTEM_ERROR`).
+    TakeThenTimeoutCode,
 }
 
 /// A send the fake took: Tencent's JSON body or Aliyun's query as a JSON object, and when.
@@ -153,6 +161,7 @@ impl State {
                 tokio::time::sleep(STALL).await;
                 Some(HttpResponse::GatewayTimeout().finish())
             }
+            Mode::TakeThenBadGateway => Some(HttpResponse::BadGateway().body("<html>502</html>")),
             _ => None,
         }
     }
@@ -361,12 +370,15 @@ async fn sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking(
         .claim_sends(
             claimed_at,
             claimed_at + minutes(2),
-            &[sms::token_hash("x"), sms::token_hash("y")],
+            &[
+                sms::fresh_token(&app.services.vault).1,
+                sms::fresh_token(&app.services.vault).1,
+            ],
             claimed_at + chrono::Duration::days(1),
         )
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed.sends.len(), 2);
     app.raw_sql(
         "UPDATE survey_records SET phone_enc = NULL, phone_hash = NULL \
          WHERE id = (SELECT MAX(id) FROM survey_records)",
@@ -408,6 +420,66 @@ async fn sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking(
     let taken = fake.taken();
     assert_eq!(taken.len(), 2);
     assert_ne!(taken[0], taken[1]);
+}
+
+/// Sends the gateway took and then failed to confirm: a 502 from its front end, then its own
+/// timeout code. Neither is sent again blindly: each is `unknown`, asked about, and `sent`,
+/// with one `SendSms` taken per record. `timeout_code`: the vendor's code, as recorded.
+async fn sends_failing_after_the_gateway_took_them_are_settled_by_asking(
+    backend: Backend,
+    fake: &Fake,
+    gateway: &dyn sms::Gateway,
+    timeout_code: &str,
+) {
+    let (app, id, org, emergency) = setup(backend).await;
+    let throttle = sms::throttle(100);
+    let minutes = chrono::Duration::minutes;
+    for (i, (mode, reason)) in [
+        (Mode::TakeThenBadGateway, "HTTP 502: outcome unknown"),
+        (Mode::TakeThenTimeoutCode, timeout_code),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let phone = ["13800138000", "13900001111"][i];
+        import(&app, &id, &org, &emergency, &[phone]).await;
+        let start = Utc::now();
+        fake.set(mode);
+        let r = sms::send_due(&app.services, gateway, &throttle, start)
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Round {
+                unknown: 1,
+                ..Round::default()
+            },
+            "{reason}"
+        );
+        assert_eq!(statuses(&app).await[i], row("unknown", reason, "1"));
+        // Nothing goes out again before the gateway is asked; asked, it has it.
+        fake.set(Mode::Accept);
+        let r = sms::send_due(&app.services, gateway, &throttle, start + minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Round {
+                confirmed: 1,
+                ..Round::default()
+            },
+            "{reason}"
+        );
+        assert_eq!(statuses(&app).await[i], row("sent", "", "1"));
+        assert_eq!(fake.taken().len(), i + 1);
+    }
+    // Later rounds send nothing more.
+    let later = Utc::now() + minutes(60 * 3);
+    let r = sms::send_due(&app.services, gateway, &throttle, later)
+        .await
+        .unwrap();
+    assert_eq!(r, Round::default());
+    assert_eq!(fake.taken().len(), 2);
 }
 
 // Tencent Cloud SMS.
@@ -461,7 +533,8 @@ async fn tencent(req: HttpRequest, body: String, state: Shared) -> HttpResponse 
 }
 
 async fn tencent_send(fields: Value, state: &Shared) -> HttpResponse {
-    if *state.mode.lock().unwrap() == Mode::Throttle {
+    let mode = *state.mode.lock().unwrap();
+    if mode == Mode::Throttle {
         return error("LimitExceeded.PhoneNumberThirtySecondLimit");
     }
     let phone = fields["PhoneNumberSet"][0]
@@ -471,6 +544,9 @@ async fn tencent_send(fields: Value, state: &Shared) -> HttpResponse {
     let context = fields["SessionContext"].clone();
     if let Some(silence) = state.take(fields).await {
         return silence;
+    }
+    if mode == Mode::TakeThenTimeoutCode {
+        return error("InternalError.Timeout");
     }
     HttpResponse::Ok().json(json!({"Response": {"SendStatusSet": [{"SerialNo": "2028:1", "PhoneNumber": phone,
         "Fee": 1, "SessionContext": context, "Code": "Ok", "Message": "send success", "IsoCode": "CN"}], "RequestId": "fake"}}))
@@ -555,6 +631,18 @@ async fn tencent_sends_without_an_answer_are_settled_by_asking(backend: Backend)
     assert!(q["BeginTime"].as_i64().unwrap() < Utc::now().timestamp() - 60);
 }
 
+async fn tencent_sends_failing_after_the_gateway_took_them_are_settled_by_asking(backend: Backend) {
+    let fake = Fake::start(tencent);
+    let gateway = TencentSms::new(&fake.account(SECRET_KEY, "1234567"));
+    sends_failing_after_the_gateway_took_them_are_settled_by_asking(
+        backend,
+        &fake,
+        &gateway,
+        "InternalError.Timeout",
+    )
+    .await;
+}
+
 async fn tencent_sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking(backend: Backend) {
     let fake = Fake::start(tencent);
     let gateway = TencentSms::new(&fake.impatient("1234567"));
@@ -625,11 +713,17 @@ async fn aliyun_send(
     query: std::collections::BTreeMap<String, String>,
     state: &Shared,
 ) -> HttpResponse {
-    if *state.mode.lock().unwrap() == Mode::Throttle {
+    let mode = *state.mode.lock().unwrap();
+    if mode == Mode::Throttle {
         return aliyun_code("isv.BUSINESS_LIMIT_CONTROL");
     }
     if let Some(silence) = state.take(json!(query)).await {
         return silence;
+    }
+    if mode == Mode::TakeThenTimeoutCode {
+        return HttpResponse::InternalServerError().json(
+            json!({"Code": "isp.SYSTEM_ERROR", "Message": "System error", "RequestId": "fake"}),
+        );
     }
     HttpResponse::Ok().json(json!({"Code": "OK", "Message": "OK", "BizId": "900619746936498440^0", "RequestId": "fake"}))
 }
@@ -721,6 +815,18 @@ async fn aliyun_sends_left_mid_way_by_a_stopped_instance_are_settled_by_asking(b
         &fake,
         &gateway,
         chrono::Duration::minutes(5),
+    )
+    .await;
+}
+
+async fn aliyun_sends_failing_after_the_gateway_took_them_are_settled_by_asking(backend: Backend) {
+    let fake = Fake::start(aliyun);
+    let gateway = AliyunSms::new(&fake.account(SECRET_KEY, "SMS_154950909"));
+    sends_failing_after_the_gateway_took_them_are_settled_by_asking(
+        backend,
+        &fake,
+        &gateway,
+        "isp.SYSTEM_ERROR",
     )
     .await;
 }

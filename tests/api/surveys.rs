@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use minyi::app::sms::{self, Failure, Gateway, GatewayError, Known, Round, StatusQuery};
 use minyi::domain::staff::Role;
+use minyi::store::ClaimedToken;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -14,7 +15,9 @@ use crate::on_both_backends;
 on_both_backends!(
     a_survey_sms_is_sent_once_and_answered_once,
     failed_sends_are_retried_with_backoff_and_interrupted_ones_settled_by_asking,
-    a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing
+    a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing,
+    an_unknown_send_whose_survey_was_answered_is_sent_and_never_sent_again,
+    a_send_again_after_an_unknown_outcome_carries_the_first_link
 );
 
 /// A gateway that keeps what it was asked to send, or refuses with `refuse`; asked about a
@@ -175,14 +178,17 @@ async fn a_survey_sms_is_sent_once_and_answered_once(backend: Backend) {
     let tokens: Vec<String> = sent.iter().map(|(_, _, l)| token_of(l)).collect();
     assert!(sent[0].2.starts_with("http://127.0.0.1:8080/s/"));
     assert!(tokens.iter().all(|t| t.len() == 32));
-    // Only the tokens' hashes are kept.
+    // Only the tokens' hashes are kept once sent (the sealed token, kept for a send again,
+    // is dropped).
     let stored = app
-        .raw_sql_rows("SELECT token_hash, send_status FROM survey_records ORDER BY id")
+        .raw_sql_rows(
+            "SELECT token_hash, send_status, COALESCE(token_enc, '') FROM survey_records ORDER BY id",
+        )
         .await;
     assert!(
         stored
             .iter()
-            .all(|r| r[1] == "sent" && !tokens.contains(&r[0]))
+            .all(|r| r[1] == "sent" && !tokens.contains(&r[0]) && r[2].is_empty())
     );
 
     // The page shows the visit; the answer counts once, in the service-object group.
@@ -310,12 +316,12 @@ async fn failed_sends_are_retried_with_backoff_and_interrupted_ones_settled_by_a
         .claim_sends(
             later,
             later + chrono::Duration::minutes(2),
-            &[sms::token_hash("x")],
+            &[sms::fresh_token(&app.services.vault).1],
             later + chrono::Duration::days(1),
         )
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed.sends.len(), 1);
     *gateway.refuse.lock().unwrap() = None;
     let after = later + chrono::Duration::minutes(5);
     assert_eq!(
@@ -381,16 +387,16 @@ async fn a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing(bac
     import(&app, &id, &org, &emergency, &["13800138000"]).await;
     let store = &app.services.store;
     let now = chrono::Utc::now();
-    let hashes = [sms::token_hash("x")];
+    let tokens = [sms::fresh_token(&app.services.vault).1];
     let claim = || {
         store.claim_sends(
             now,
             now + chrono::Duration::minutes(2),
-            &hashes,
+            &tokens,
             now + chrono::Duration::days(1),
         )
     };
-    let claimed = claim().await.unwrap();
+    let claimed = claim().await.unwrap().sends;
     store.release_send(claimed[0].id, now).await.unwrap();
     let row = || {
         app.raw_sql_rows(
@@ -409,8 +415,233 @@ async fn a_claim_given_back_is_queued_again_and_late_outcomes_change_nothing(bac
         .await
         .unwrap();
     assert_eq!(row().await, [["queued", "0", ""]]);
-    // Claimed again, its attempt counts once.
-    assert_eq!(claim().await.unwrap()[0].attempts, 1);
+    // Claimed again, its attempt counts once, and it keeps its token.
+    let again = claim().await.unwrap().sends;
+    assert_eq!(again[0].attempts, 1);
+    assert!(matches!(again[0].token, ClaimedToken::Kept { .. }));
+}
+
+/// A gateway that takes every send and, while `silent`, never answers; its records never
+/// show a send (as when the carriers' receipts are late): asked, it has no record.
+#[derive(Default)]
+struct Forgetful {
+    /// (record, link) of every send it took.
+    sent: Mutex<Vec<(i64, String)>>,
+    silent: Mutex<bool>,
+}
+
+#[async_trait]
+impl Gateway for Forgetful {
+    fn name(&self) -> &'static str {
+        "forgetful"
+    }
+
+    async fn send(&self, record_id: i64, _phone: &str, link: &str) -> Result<(), GatewayError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((record_id, link.to_string()));
+        if *self.silent.lock().unwrap() {
+            return Err(GatewayError::new(
+                "timeout: outcome unknown",
+                Failure::Unanswered,
+            ));
+        }
+        Ok(())
+    }
+
+    async fn status(&self, _q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        Ok(Known::NoRecord)
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+async fn send_statuses(app: &TestApp) -> Vec<String> {
+    app.raw_sql_rows("SELECT send_status FROM survey_records ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+/// The SMS went out but the gateway never said so, and its records do not show it; the
+/// person answered the survey. The answer is the best proof of delivery there is: the send is
+/// `sent`, whatever the gateway says, and no second SMS goes out.
+async fn an_unknown_send_whose_survey_was_answered_is_sent_and_never_sent_again(backend: Backend) {
+    let (app, id, org, emergency) = setup(backend).await;
+    import(&app, &id, &org, &emergency, &["13800138000"]).await;
+    let gateway = Forgetful::default();
+    *gateway.silent.lock().unwrap() = true;
+    let throttle = sms::throttle(100);
+    let now = chrono::Utc::now();
+    let r = sms::send_due(&app.services, &gateway, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(r.unknown, 1);
+    assert_eq!(send_statuses(&app).await, ["unknown"]);
+    let token = token_of(&gateway.sent.lock().unwrap()[0].1);
+    let answered = answer(&app, &token, "satisfied", "").await;
+    assert_eq!(answered.status, 201, "{}", answered.text);
+
+    // Its status query is due, and the gateway has no record of it: sent all the same.
+    let r = sms::send_due(
+        &app.services,
+        &gateway,
+        &throttle,
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r,
+        Round {
+            answered: 1,
+            ..Round::default()
+        }
+    );
+    assert_eq!(send_statuses(&app).await, ["sent"]);
+    // Nothing more, ever.
+    for hours in [1, 5, 30] {
+        let later = now + chrono::Duration::hours(hours);
+        let r = sms::send_due(&app.services, &gateway, &throttle, later)
+            .await
+            .unwrap();
+        assert_eq!(r, Round::default());
+    }
+    assert_eq!(gateway.sent.lock().unwrap().len(), 1);
+    answer(&app, &token, "satisfied", "")
+        .await
+        .assert_error(409, "survey_already_answered");
+}
+
+/// Two sends of unknown outcome that the gateway has no record of are queued again. A send
+/// again carries the first link, which keeps working (the first SMS may have arrived after
+/// all); and one whose first link was answered meanwhile is not sent again.
+async fn a_send_again_after_an_unknown_outcome_carries_the_first_link(backend: Backend) {
+    let (app, id, org, emergency) = setup(backend).await;
+    import(&app, &id, &org, &emergency, &["13800138000", "13900001111"]).await;
+    let gateway = Forgetful::default();
+    *gateway.silent.lock().unwrap() = true;
+    let throttle = sms::throttle(100);
+    let minutes = chrono::Duration::minutes;
+    let now = chrono::Utc::now();
+    let r = sms::send_due(&app.services, &gateway, &throttle, now)
+        .await
+        .unwrap();
+    assert_eq!(r.unknown, 2);
+    let first: Vec<(i64, String)> = gateway.sent.lock().unwrap().clone();
+    let r = sms::send_due(&app.services, &gateway, &throttle, now + minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(r.requeued, 2, "{r:?}");
+    assert_eq!(send_statuses(&app).await, ["queued", "queued"]);
+    // The second person got the first SMS after all, and answers it.
+    let answered = answer(&app, &token_of(&first[1].1), "satisfied", "").await;
+    assert_eq!(answered.status, 201, "{}", answered.text);
+
+    *gateway.silent.lock().unwrap() = false;
+    let r = sms::send_due(&app.services, &gateway, &throttle, now + minutes(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Round {
+            sent: 1,
+            answered: 1,
+            ..Round::default()
+        }
+    );
+    assert_eq!(send_statuses(&app).await, ["sent", "sent"]);
+    // Sent, the records keep no token to send again.
+    let kept = app
+        .raw_sql_rows(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM survey_records WHERE token_enc IS NOT NULL",
+        )
+        .await;
+    assert_eq!(kept, [["0"]]);
+    let sent = gateway.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    // The first person's second SMS is the first one again: one link, which still works.
+    assert_eq!(sent[2], first[0]);
+    let page = app
+        .client
+        .get(app.url(&format!("/s/{}", token_of(&first[0].1))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    // Nothing more.
+    let r = sms::send_due(&app.services, &gateway, &throttle, now + minutes(120))
+        .await
+        .unwrap();
+    assert_eq!(r, Round::default());
+    assert_eq!(gateway.sent.lock().unwrap().len(), 3);
+}
+
+/// `Capture`, with status queries that take `delay`.
+#[derive(Default)]
+struct SlowStatus {
+    inner: Capture,
+    delay: std::time::Duration,
+}
+
+#[async_trait]
+impl Gateway for SlowStatus {
+    fn name(&self) -> &'static str {
+        "slow-status"
+    }
+
+    async fn send(&self, record_id: i64, phone: &str, link: &str) -> Result<(), GatewayError> {
+        self.inner.send(record_id, phone, link).await
+    }
+
+    async fn status(&self, q: &StatusQuery<'_>) -> Result<Known, GatewayError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.status(q).await
+    }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// A round whose status queries are slow still sends what is queued: each phase takes its
+/// own time, so the sends' leases start when the sends do. The round starts from a time 59 s
+/// old — as if its queries had already taken that long — and its one query takes 2 s more:
+/// with one time for the whole round, the sends' lease looked a second from its margin and
+/// every claim was given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_sends_still_go_out_after_slow_status_queries() {
+    let (app, id, org, emergency) = setup(Backend::Sqlite).await;
+    import(&app, &id, &org, &emergency, &["13800138000", "13900001111"]).await;
+    // The first was claimed by an instance that stopped: asked about first. The second is
+    // queued, and due.
+    app.raw_sql(
+        "UPDATE survey_records SET send_status = 'sending', attempts = 1, \
+         next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE id = (SELECT MIN(id) FROM survey_records)",
+    )
+    .await;
+    app.raw_sql(
+        "UPDATE survey_records SET next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE send_status = 'queued'",
+    )
+    .await;
+    let gateway = SlowStatus {
+        delay: std::time::Duration::from_secs(2),
+        ..SlowStatus::default()
+    };
+    let started = std::time::Instant::now();
+    let stale = chrono::Utc::now() - chrono::Duration::seconds(59);
+    let r = sms::send_due(&app.services, &gateway, &sms::throttle(100), stale)
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= gateway.delay);
+    assert_eq!(r.sent, 1, "{r:?}");
+    let sent = gateway.inner.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "13900001111");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
