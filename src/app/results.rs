@@ -1,5 +1,5 @@
-//! Results of a selection: experts' scores, drafts for the publicity period, objections and
-//! publication. The numbers come from the ledger (never from the live counters) and are
+//! Results of a selection (experts' scores) or an evaluation: drafts for the publicity
+//! period, objections and publication. The numbers come from the ledger (never from the live counters) and are
 //! computed by `domain::results`; freezing them is one chain entry, and publication seals the
 //! chain.
 
@@ -29,7 +29,6 @@ const ATTEMPTS: usize = 5;
 
 pub fn freeze_state<'a>(c: &'a Campaign, inputs: Option<&ResultInputs>) -> FreezeState<'a> {
     FreezeState {
-        kind: c.kind,
         is_draft: c.is_draft,
         published: c.published_seq.is_some(),
         phases: &c.phases,

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::campaign::{FieldError, Kind, Phase, PhaseWindow};
+use super::campaign::{FieldError, Phase, PhaseWindow};
 use super::rating::{GroupWeight, RaterGroup};
 use super::record::TargetState;
 use super::record::{CampaignState, CandidateState, CategoryState, id_str};
@@ -622,7 +622,6 @@ impl FreezeRefusal {
 
 /// Where a campaign stands, as freezing results needs it.
 pub struct FreezeState<'a> {
-    pub kind: Kind,
     pub is_draft: bool,
     pub published: bool,
     pub phases: &'a [PhaseWindow],
@@ -769,7 +768,7 @@ pub fn first_difference(recorded: &Results, recomputed: &Results) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::campaign::Rules;
+    use crate::domain::campaign::{Kind, Rules};
     use chrono::TimeZone;
 
     fn campaign(pw: u32, ew: u32) -> CampaignState {
@@ -1046,7 +1045,6 @@ mod tests {
             },
         ];
         let mut s = FreezeState {
-            kind: Kind::Selection,
             is_draft: false,
             published: false,
             phases: &phases,
@@ -1100,12 +1098,6 @@ mod tests {
             may_freeze(Stage::Draft, &s, day(10)),
             Err(FreezeRefusal::NoPublicityPhase)
         );
-        // An evaluation publishes its scores the same way.
-        let s = FreezeState {
-            kind: Kind::Evaluation,
-            ..s
-        };
-        assert_eq!(may_freeze(Stage::Final, &s, day(10)), Ok(()));
     }
 
     #[test]
