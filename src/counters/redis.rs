@@ -3,13 +3,22 @@
 //!
 //! The connection is made lazily and remade after a failure, so that the service starts (and
 //! reports "not ready") while Redis is down, and recovers by itself when it returns.
+//!
+//! Each thread that uses the counters has a connection of its own. A connection's reader and
+//! writer run as a task on the runtime that made it; with one connection for the process
+//! (made on the main runtime), every command of a request was handed from its actix worker's
+//! thread to that task's thread and its answer handed back, waking a thread each way. With a
+//! connection per thread, a command and its answer stay on the thread that asked (measured
+//! under the fraud simulation: 3.6 → 2.3 context switches per ballot). That makes a few
+//! connections per instance: one per actix worker and per runtime thread.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::Mutex;
+use thread_local::ThreadLocal;
 
 use std::collections::HashMap;
 
@@ -44,7 +53,10 @@ static GIVE_BACK: std::sync::LazyLock<redis::Script> =
 pub struct RedisCounters {
     client: redis::Client,
     prefix: String,
-    conn: Mutex<Option<ConnectionManager>>,
+    /// This thread's connection, once made (see the module's note).
+    conns: ThreadLocal<Mutex<Option<ConnectionManager>>>,
+    /// Held while connecting, so that a thread's waiting requests make one connection.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CounterError {
@@ -56,7 +68,8 @@ impl RedisCounters {
         Ok(Self {
             client: redis::Client::open(url).map_err(unavailable)?,
             prefix: prefix.to_string(),
-            conn: Mutex::new(None),
+            conns: ThreadLocal::new(),
+            connecting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -73,10 +86,31 @@ impl RedisCounters {
         ]
     }
 
+    /// The current thread's connection, if made.
+    fn this_thread(&self) -> Option<ConnectionManager> {
+        self.conns
+            .get()?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Drops every thread's connection, so that the next command on each connects afresh.
+    fn forget_connections(&self) {
+        for slot in self.conns.iter() {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
     async fn conn(&self) -> CounterResult<ConnectionManager> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = self.this_thread() {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
+        // The task may have moved to another thread while it waited; that thread may have
+        // its connection by now.
+        if let Some(c) = self.this_thread() {
+            return Ok(c);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -89,7 +123,11 @@ impl RedisCounters {
         .await
         .map_err(|_| unavailable("connect timed out"))?
         .map_err(unavailable)?;
-        *slot = Some(c.clone());
+        *self
+            .conns
+            .get_or_default()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
         Ok(c)
     }
 
@@ -113,12 +151,12 @@ impl RedisCounters {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    *self.conn.lock().await = None;
+                    self.forget_connections();
                 }
                 Err(unavailable(e))
             }
             Err(_) => {
-                *self.conn.lock().await = None;
+                self.forget_connections();
                 Err(unavailable("command timed out"))
             }
         }
