@@ -5,6 +5,12 @@
 //! stricter than the shared one (an instance sees a subset of the requests), so it only saves
 //! Redis the floods it can already see.
 //!
+//! The per-voter limit counts a voter's requests in each campaign, so that its shared check
+//! can run in the same Redis script as the ballot's other work (one round trip instead of
+//! two): Redis Cluster runs a script on one shard, and a campaign's keys share its hash tag.
+//! A ballot gets the shared check from the vote path (`voter_throttle`), which checks it with
+//! its signals and quotas, or alone when the ballot ends before them.
+//!
 //! Memory: each keyed limiter forgets keys whose state is back to fresh every `SWEEP`
 //! (`retain_recent`), and one that still holds more than `max_keys` keys (millions of
 //! distinct addresses in a few seconds) starts afresh, logged and counted, rather than grow:
@@ -19,7 +25,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateSettings;
-use crate::counters::Counters;
+use crate::counters::{Counters, Throttle};
 use crate::domain::keyed::VoterId;
 use crate::domain::rate::RateSpec;
 
@@ -104,7 +110,8 @@ fn quota(spec: &RateSpec) -> Quota {
 /// Every limit of the service.
 pub struct Limits {
     per_ip: Vec<(Class, Keyed<IpAddr>)>,
-    per_voter: Option<Keyed<u128>>,
+    /// Keyed by campaign and voter.
+    per_voter: Option<Keyed<(i64, u128)>>,
     counters: Arc<dyn Counters>,
     max_keys: usize,
 }
@@ -138,15 +145,36 @@ impl Limits {
             .await
     }
 
-    /// One ballot by `voter`.
-    pub async fn check_voter(&self, voter: &VoterId) -> Option<Duration> {
-        let keyed = self.per_voter.as_ref()?;
-        let key = u128::from_str_radix(voter.as_str(), 16).unwrap_or_default();
-        if let Some(wait) = keyed.check(&key) {
+    /// One ballot or rating by `voter` in a campaign, in process and then shared.
+    pub async fn check_voter(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
+        if let Some(wait) = self.check_voter_here(campaign_id, voter) {
             return Some(wait);
         }
-        self.shared(&format!("rl:ballot:voter:{voter}"), &keyed.spec)
-            .await
+        self.check_voter_shared(campaign_id, voter).await
+    }
+
+    /// The per-voter limit in process only; the shared one is then the caller's (see
+    /// `voter_throttle`).
+    pub fn check_voter_here(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
+        let keyed = self.per_voter.as_ref()?;
+        let key = u128::from_str_radix(voter.as_str(), 16).unwrap_or_default();
+        keyed.check(&(campaign_id, key))
+    }
+
+    /// The shared per-voter limit, for a counter-store step that checks it with its own work
+    /// (`None`: no per-voter limit). Its key carries the campaign's hash tag.
+    pub fn voter_throttle(&self, campaign_id: i64, voter: &VoterId) -> Option<Throttle> {
+        let keyed = self.per_voter.as_ref()?;
+        Some(Throttle {
+            key: format!("{{c{campaign_id}}}~rl:voter:{voter}"),
+            spec: keyed.spec,
+        })
+    }
+
+    /// The shared per-voter limit alone.
+    pub async fn check_voter_shared(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
+        let limit = self.voter_throttle(campaign_id, voter)?;
+        self.shared(&limit.key, &limit.spec).await
     }
 
     /// The limit across instances. If Redis does not answer, the local limit stands alone

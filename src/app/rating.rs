@@ -66,7 +66,7 @@ fn request_hash(r: &Rate<'_>) -> String {
 pub async fn rate(services: &Services, r: Rate<'_>) -> Result<Rated, RateError> {
     if r.group == RaterGroup::Public
         && let Some(voter) = crate::domain::keyed::VoterId::parse(r.voter)
-        && let Some(wait) = services.limits.check_voter(&voter).await
+        && let Some(wait) = services.limits.check_voter(r.campaign_id, &voter).await
     {
         return Err(RateError::RateLimited(wait));
     }

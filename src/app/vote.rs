@@ -4,7 +4,8 @@
 //!    answer for a repeated `Idempotency-Key`;
 //! 2. check the proof of work (when the campaign asks for one) and gather the risk signals
 //!    that flag the ballot (a flagged ballot needs a harder proof); take every quota of the
-//!    ballot in one atomic step in the counter store (all or none);
+//!    ballot in one atomic step in the counter store (all or none). Without a proof to
+//!    check, the voter's shared rate limit, the signals and the quotas are one step;
 //! 3. record the ballot and its audit entry in one ledger transaction with the others that
 //!    arrived with it; the ledger checks the window and the candidates again, exactly;
 //! 4. only then count it live (once per batch) and answer 201. If the ledger refuses or
@@ -19,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Services, recount, review};
 use crate::counters::{
-    CounterError, Observation, PaceProbe, QuotaOutcome, QuotaRequest, idempotency_key,
+    BallotOutcome, BallotStep, CounterError, Observation, Observed, PaceProbe, QuotaOutcome,
+    QuotaRequest, Throttle, idempotency_key,
 };
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, FraudPolicy, Kind, current_phase};
@@ -90,9 +92,31 @@ fn request_hash(ids: &[i64]) -> String {
 
 #[tracing::instrument(skip_all, fields(campaign_id = cast.campaign_id, voter_id = %cast.voter))]
 pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201, VoteError> {
-    if let Some(wait) = services.limits.check_voter(cast.voter).await {
+    let (campaign_id, voter) = (cast.campaign_id, cast.voter);
+    if let Some(wait) = services.limits.check_voter_here(campaign_id, voter) {
         return Err(VoteError::RateLimited(wait));
     }
+    // The voter's shared limit (with Redis) is checked with the ballot's signals and quotas,
+    // in one round trip, when the ballot gets that far; a ballot answered before then has it
+    // checked alone first. Nothing before that step leaves a trace, so the answer is the one
+    // a check made at the start would give.
+    let mut limit = services.limits.voter_throttle(campaign_id, voter);
+    let outcome = cast_within_limit(services, &cast, &mut limit).await;
+    if limit.is_some()
+        && let Some(wait) = services.limits.check_voter_shared(campaign_id, voter).await
+    {
+        return Err(VoteError::RateLimited(wait));
+    }
+    outcome
+}
+
+/// `cast_ballot` once the voter is within its limit in process; `limit` is the shared limit,
+/// taken by whichever step checks it.
+async fn cast_within_limit(
+    services: &Services,
+    cast: &Cast<'_>,
+    limit: &mut Option<Throttle>,
+) -> Result<Cast201, VoteError> {
     let view = match services
         .campaigns
         .get(services.store.as_ref(), cast.campaign_id)
@@ -117,7 +141,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     let hash = request_hash(&ids);
     let voter = cast.voter.as_str();
     let Some(key) = cast.idempotency_key else {
-        return record(services, campaign, &cast, &ids, None, hash).await;
+        return record(services, campaign, cast, &ids, None, hash, limit).await;
     };
     // One request per key at a time, on every instance: the others wait for its answer and
     // give it again, so racing repeats count nothing more and all see the first answer.
@@ -139,7 +163,7 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = record(services, campaign, &cast, &ids, Some(key), hash).await;
+    let outcome = record(services, campaign, cast, &ids, Some(key), hash, limit).await;
     if let Err(e) = services.counters.release(&claim).await {
         tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
     }
@@ -240,110 +264,185 @@ struct Risk {
     crossed: Vec<(ClusterBy, String, u32, risk::Flag)>,
 }
 
-/// Gathers the ballot's signals (one counter-store step for all of them) and flags it.
-async fn assess(
-    services: &Services,
-    campaign: &Campaign,
-    cast: &Cast<'_>,
-    ids: &[i64],
-) -> Result<Risk, VoteError> {
-    let keyed =
-        |domain: &str, value: &str| hex::encode(&services.key.mac(domain, value.as_bytes())[..16]);
-    let device_hash = cast.device.map(|d| keyed("device-id", d));
-    let ip_hash = cast.ip.map(|ip| keyed("client-ip", &ip.to_string()));
-    let network_hash = cast.ip.map(|ip| {
-        keyed(
-            "client-net",
-            &crate::domain::rate::network_of(ip).to_string(),
-        )
-    });
-    let t = &campaign.rules.risk;
-    if !t.enabled {
-        return Ok(Risk {
-            flags: Vec::new(),
-            status: "counted",
+/// A ballot's risk signals before they are measured: the keyed hashes of its client, and the
+/// sets it joins in the counter store.
+struct Probe {
+    device_hash: Option<String>,
+    ip_hash: Option<String>,
+    network_hash: Option<String>,
+    /// What each set counts, its key for a cluster, its name and its window; none when the
+    /// campaign gathers no signals.
+    sets: Vec<(ClusterBy, String, String, Duration)>,
+    named: Vec<(String, Duration)>,
+    /// The prefix of the campaign's pace keys; `None` when the campaign gathers no signals.
+    pace: Option<String>,
+}
+
+impl Probe {
+    fn new(services: &Services, campaign: &Campaign, cast: &Cast<'_>, ids: &[i64]) -> Self {
+        let keyed = |domain: &str, value: &str| {
+            hex::encode(&services.key.mac(domain, value.as_bytes())[..16])
+        };
+        let device_hash = cast.device.map(|d| keyed("device-id", d));
+        let ip_hash = cast.ip.map(|ip| keyed("client-ip", &ip.to_string()));
+        let network_hash = cast.ip.map(|ip| {
+            keyed(
+                "client-net",
+                &crate::domain::rate::network_of(ip).to_string(),
+            )
+        });
+        let mut probe = Probe {
             device_hash,
             ip_hash,
             network_hash,
-            crossed: Vec::new(),
-        });
-    }
-    let tag = format!("{{c{}}}", campaign.id);
-    let window = Duration::from_secs(u64::from(t.window_secs));
-    let burst = Duration::from_secs(u64::from(t.burst_secs));
-    // The sets to join: what each counts, its key for a cluster, its name and window.
-    let mut sets: Vec<(ClusterBy, String, String, Duration)> = Vec::new();
-    for (by, hash, name) in [
-        (ClusterBy::Device, &device_hash, "dev"),
-        (ClusterBy::Ip, &ip_hash, "ip"),
-        (ClusterBy::Network, &network_hash, "net"),
-    ] {
-        if let Some(h) = hash {
-            sets.push((by, h.clone(), format!("{tag}~{name}:{h}"), window));
+            sets: Vec::new(),
+            named: Vec::new(),
+            pace: None,
+        };
+        let t = &campaign.rules.risk;
+        if !t.enabled {
+            return probe;
         }
+        let tag = format!("{{c{}}}", campaign.id);
+        let window = Duration::from_secs(u64::from(t.window_secs));
+        let burst = Duration::from_secs(u64::from(t.burst_secs));
+        for (by, hash, name) in [
+            (ClusterBy::Device, &probe.device_hash, "dev"),
+            (ClusterBy::Ip, &probe.ip_hash, "ip"),
+            (ClusterBy::Network, &probe.network_hash, "net"),
+        ] {
+            if let Some(h) = hash {
+                probe
+                    .sets
+                    .push((by, h.clone(), format!("{tag}~{name}:{h}"), window));
+            }
+        }
+        if ids.len() >= 2 {
+            let same = crate::domain::review::ballot_key(ids);
+            let name = format!("{tag}~same:{}", keyed("ballot-set", &same));
+            probe.sets.push((ClusterBy::Ballot, same, name, burst));
+        }
+        probe.named = probe
+            .sets
+            .iter()
+            .map(|(_, _, n, w)| (n.clone(), *w))
+            .collect();
+        probe.pace = Some(format!("{tag}~pace"));
+        probe
     }
-    if ids.len() >= 2 {
-        let same = crate::domain::review::ballot_key(ids);
-        let name = format!("{tag}~same:{}", keyed("ballot-set", &same));
-        sets.push((ClusterBy::Ballot, same, name, burst));
-    }
-    let named: Vec<(String, Duration)> = sets.iter().map(|(_, _, n, w)| (n.clone(), *w)).collect();
-    let observed = services
-        .counters
-        .observe(&Observation {
-            sets: &named,
+
+    /// What the counter store records and measures for the ballot; `None` when the campaign
+    /// gathers no signals.
+    fn observation<'a>(&'a self, cast: &'a Cast<'_>, ids: &'a [i64]) -> Option<Observation<'a>> {
+        let prefix = self.pace.clone()?;
+        Some(Observation {
+            sets: &self.named,
             member: cast.voter.as_str(),
             pace: Some(PaceProbe {
-                prefix: format!("{tag}~pace"),
+                prefix,
                 minute: cast.now.timestamp().div_euclid(60),
                 candidates: ids,
             }),
         })
-        .await?;
-    let mut signals = risk::Signals {
-        account_age_secs: cast.first_seen.map(|f| (cast.now - f).num_seconds()),
-        pace: observed.pace,
-        ..risk::Signals::default()
-    };
-    for ((by, ..), n) in sets.iter().zip(&observed.sizes) {
-        *match by {
-            ClusterBy::Device => &mut signals.voters_on_device,
-            ClusterBy::Ip => &mut signals.voters_on_ip,
-            ClusterBy::Network => &mut signals.voters_on_network,
-            ClusterBy::Ballot => &mut signals.voters_with_same_set,
-        } = Some(*n);
     }
-    let flags = risk::flags(&signals, t);
-    if !flags.is_empty() {
-        metrics::counter!("ballots_flagged_total").increment(1);
-        tracing::info!(flags = ?flags, "ballot flagged");
+
+    /// Flags the ballot from what the counter store measured.
+    fn judge(self, campaign: &Campaign, cast: &Cast<'_>, observed: Observed) -> Risk {
+        let t = &campaign.rules.risk;
+        let mut signals = risk::Signals {
+            account_age_secs: cast.first_seen.map(|f| (cast.now - f).num_seconds()),
+            pace: observed.pace,
+            ..risk::Signals::default()
+        };
+        for ((by, ..), n) in self.sets.iter().zip(&observed.sizes) {
+            *match by {
+                ClusterBy::Device => &mut signals.voters_on_device,
+                ClusterBy::Ip => &mut signals.voters_on_ip,
+                ClusterBy::Network => &mut signals.voters_on_network,
+                ClusterBy::Ballot => &mut signals.voters_with_same_set,
+            } = Some(*n);
+        }
+        let flags = risk::flags(&signals, t);
+        if !flags.is_empty() {
+            metrics::counter!("ballots_flagged_total").increment(1);
+            tracing::info!(flags = ?flags, "ballot flagged");
+        }
+        let crossed = if campaign.rules.fraud_policy == FraudPolicy::Quarantine {
+            risk::crossed(&signals, t)
+                .into_iter()
+                .filter_map(|flag| {
+                    let by = match flag {
+                        risk::Flag::SharedDevice => ClusterBy::Device,
+                        risk::Flag::SharedIp => ClusterBy::Ip,
+                        risk::Flag::SharedNetwork => ClusterBy::Network,
+                        risk::Flag::IdenticalBurst => ClusterBy::Ballot,
+                        _ => return None,
+                    };
+                    let (_, key, _, w) = self.sets.iter().find(|(b, ..)| *b == by)?;
+                    Some((by, key.clone(), w.as_secs() as u32, flag))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Risk {
+            status: risk::status(campaign.rules.fraud_policy, &flags, t),
+            flags,
+            device_hash: self.device_hash,
+            ip_hash: self.ip_hash,
+            network_hash: self.network_hash,
+            crossed,
+        }
     }
-    let crossed = if campaign.rules.fraud_policy == FraudPolicy::Quarantine {
-        risk::crossed(&signals, t)
-            .into_iter()
-            .filter_map(|flag| {
-                let by = match flag {
-                    risk::Flag::SharedDevice => ClusterBy::Device,
-                    risk::Flag::SharedIp => ClusterBy::Ip,
-                    risk::Flag::SharedNetwork => ClusterBy::Network,
-                    risk::Flag::IdenticalBurst => ClusterBy::Ballot,
-                    _ => return None,
-                };
-                let (_, key, _, w) = sets.iter().find(|(b, ..)| *b == by)?;
-                Some((by, key.clone(), w.as_secs() as u32, flag))
-            })
-            .collect()
-    } else {
-        Vec::new()
+}
+
+/// Gathers the ballot's signals and takes its quotas. When the campaign asks for no proof of
+/// work, no flag can make the ballot need a harder one, so nothing refuses it between the two
+/// and they are one step in the counter store with the voter's shared `limit` (one round trip
+/// to Redis). Otherwise (the limit was checked before the proof) a flagged ballot whose proof
+/// is too easy is refused before any quota is taken.
+async fn assess_and_take(
+    services: &Services,
+    campaign: &Campaign,
+    cast: &Cast<'_>,
+    ids: &[i64],
+    proven: u8,
+    quota: &QuotaRequest<'_>,
+    limit: Option<Throttle>,
+) -> Result<(Risk, QuotaOutcome), VoteError> {
+    let probe = Probe::new(services, campaign, cast, ids);
+    let observation = probe.observation(cast, ids);
+    if campaign.rules.challenge_bits == 0 {
+        let step = BallotStep {
+            limit,
+            observation: observation.as_ref(),
+            quota,
+        };
+        return match services.counters.take_ballot(&step).await? {
+            BallotOutcome::Throttled(wait) => Err(VoteError::RateLimited(wait)),
+            BallotOutcome::Done(observed, outcome) => {
+                Ok((probe.judge(campaign, cast, observed), outcome))
+            }
+        };
+    }
+    let observed = match &observation {
+        Some(o) => services.counters.observe(o).await?,
+        None => Observed::default(),
     };
-    Ok(Risk {
-        status: risk::status(campaign.rules.fraud_policy, &flags, t),
-        flags,
-        device_hash,
-        ip_hash,
-        network_hash,
-        crossed,
-    })
+    let risk = probe.judge(campaign, cast, observed);
+    let needed = risk::required_bits(
+        campaign.rules.challenge_bits,
+        &risk.flags,
+        &campaign.rules.risk,
+    );
+    if proven < needed {
+        // Risky traffic pays more: a fresh challenge at the raised difficulty.
+        tracing::info!(proven, needed, "a flagged ballot needs a harder proof");
+        return Err(VoteError::ChallengeRequired(challenge_at(
+            services, campaign, cast.voter, needed, cast.now,
+        )));
+    }
+    Ok((risk, services.counters.take_quota(quota).await?))
 }
 
 fn not_approved() -> VoteError {
@@ -359,23 +458,21 @@ async fn record(
     ids: &[i64],
     key: Option<&str>,
     hash: String,
+    limit: &mut Option<Throttle>,
 ) -> Result<Cast201, VoteError> {
+    // A proof is spent once checked, so the shared limit comes before it.
+    if campaign.rules.challenge_bits > 0
+        && limit.take().is_some()
+        && let Some(wait) = services
+            .limits
+            .check_voter_shared(campaign.id, cast.voter)
+            .await
+    {
+        return Err(VoteError::RateLimited(wait));
+    }
     // Only a ballot that is well formed and not a repeat spends its proof and counts in the
     // signals: a client retrying with its key gets the first answer, not a new challenge.
     let proven = check_proof(services, campaign, cast.voter, cast.proof, cast.now).await?;
-    let risk = assess(services, campaign, cast, ids).await?;
-    let needed = risk::required_bits(
-        campaign.rules.challenge_bits,
-        &risk.flags,
-        &campaign.rules.risk,
-    );
-    if proven < needed {
-        // Risky traffic pays more: a fresh challenge at the raised difficulty.
-        tracing::info!(proven, needed, "a flagged ballot needs a harder proof");
-        return Err(VoteError::ChallengeRequired(challenge_at(
-            services, campaign, cast.voter, needed, cast.now,
-        )));
-    }
     let (voter, now) = (cast.voter.as_str(), cast.now);
     let tz = ballot::zone(&campaign.timezone);
     let quota = QuotaRequest {
@@ -388,7 +485,8 @@ async fn record(
         votes_per_campaign: campaign.rules.votes_per_campaign,
     };
     let resets_at = ballot::resets_at(now, tz);
-    let mut outcome = services.counters.take_quota(&quota).await?;
+    let (risk, mut outcome) =
+        assess_and_take(services, campaign, cast, ids, proven, &quota, limit.take()).await?;
     if outcome == QuotaOutcome::NotReady {
         recount::ensure_ready(services, campaign, now)
             .await

@@ -89,6 +89,30 @@ pub struct PaceProbe<'a> {
     pub candidates: &'a [i64],
 }
 
+/// A rate limit shared by every instance, for one client: its key and its limit.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    pub key: String,
+    pub spec: RateSpec,
+}
+
+/// One ballot's work in the counter store (see `Counters::take_ballot`).
+#[derive(Debug, Clone)]
+pub struct BallotStep<'a> {
+    /// The voter's shared rate limit; its key carries the campaign's hash tag.
+    pub limit: Option<Throttle>,
+    /// The risk signals to record and measure; their candidates are the quota's.
+    pub observation: Option<&'a Observation<'a>>,
+    pub quota: &'a QuotaRequest<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BallotOutcome {
+    /// The rate limit refused: wait this long. Nothing was observed or taken.
+    Throttled(Duration),
+    Done(Observed, QuotaOutcome),
+}
+
 /// Minutes of the "recent" pace (this one and the one before) and of the pace before it.
 pub const PACE_RECENT_MINUTES: i64 = 2;
 pub const PACE_BEFORE_MINUTES: i64 = 10;
@@ -186,6 +210,13 @@ pub trait Counters: Send + Sync + 'static {
     /// Records one ballot's risk signals and returns what they measure, in one step (one
     /// round trip to Redis). The keys share one campaign's hash tag.
     async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed>;
+    /// All that the store does for one ballot, in one step (one round trip to Redis): the
+    /// voter's shared rate limit, if any (when it refuses, nothing else happens), then the
+    /// risk signals, if any, then the quotas. For a ballot that nothing can refuse between
+    /// its signals and its quotas. The keys share one campaign's hash tag.
+    async fn take_ballot(&self, b: &BallotStep<'_>) -> CounterResult<BallotOutcome> {
+        take_ballot_in_steps(self, b).await
+    }
     /// Takes a short-lived exclusive claim on `key` (false when someone holds it).
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool>;
     async fn release(&self, key: &str) -> CounterResult<()>;
@@ -218,6 +249,26 @@ pub trait Counters: Send + Sync + 'static {
     /// `recount_votes`'s). Unless `force`, it does nothing when the campaign is already ready
     /// (a rebuild that comes late or twice must not wipe quotas taken since).
     async fn rebuild(&self, campaign_id: i64, state: &Rebuild, force: bool) -> CounterResult<()>;
+}
+
+/// `Counters::take_ballot` done as its separate steps.
+pub async fn take_ballot_in_steps<C: Counters + ?Sized>(
+    counters: &C,
+    b: &BallotStep<'_>,
+) -> CounterResult<BallotOutcome> {
+    if let Some(limit) = &b.limit
+        && let Some(wait) = counters.throttle(&limit.key, &limit.spec).await?
+    {
+        return Ok(BallotOutcome::Throttled(wait));
+    }
+    let observed = match b.observation {
+        Some(o) => counters.observe(o).await?,
+        None => Observed::default(),
+    };
+    Ok(BallotOutcome::Done(
+        observed,
+        counters.take_quota(b.quota).await?,
+    ))
 }
 
 pub fn connect(settings: &Settings) -> CounterResult<Arc<dyn Counters>> {

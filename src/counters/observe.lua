@@ -1,47 +1,23 @@
--- observe: records one ballot's risk signals and returns what they measure, in one step.
+-- observe: records one ballot's risk signals and returns what they measure, in one step (see
+-- observe() in observe_fn.lua, put in front of this script).
 --
--- Sets: adds the member to each short-lived set (the voters seen on one device, address,
--- network, or casting one set of candidates) and returns how many distinct members each
--- holds. A set expires its window after its first member, so counts are per window.
+-- KEYS[1..n]    the sets
+-- KEYS[n+1]     the campaign's pace sums (absent, with the buckets: no pace)
+-- KEYS[n+2..]   the pace buckets, this minute's first: this minute's alone, or every bucket
+--               of the windows (when the script asked for them)
+-- ARGV[1]       the member
+-- ARGV[2]       n, the number of sets
+-- ARGV[3..n+2]  each set's window, seconds
+-- ARGV[n+3]     this minute (Unix time / 60)
+-- ARGV[n+4]     how many minutes, this one included, make the recent window
+-- ARGV[n+5]     how many minutes both windows span
+-- ARGV[n+6]     a bucket's lifetime from its first vote, seconds (the sums' too)
+-- ARGV[n+7..]   the ballot's candidates
 --
--- Pace: counts the ballot's candidates in this minute's bucket (field per candidate, `*` for
--- all votes) and returns, per candidate, its votes and all votes in each of the buckets from
--- this minute back, so the caller can compare its recent share with its share before.
---
--- KEYS[1..n]      the sets
--- KEYS[n+1..]     the pace buckets, this minute first (none without pace)
--- ARGV[1]         the member
--- ARGV[2]         n, the number of sets
--- ARGV[3..n+2]    each set's window, seconds
--- ARGV[n+3]       the buckets' lifetime, seconds
--- ARGV[n+4..]     the ballot's candidates
---
--- Returns { sizes..., then per candidate per bucket: its votes, all votes }.
-local n = tonumber(ARGV[2])
-local out = {}
-for i = 1, n do
-  local key = KEYS[i]
-  redis.call('SADD', key, ARGV[1])
-  if redis.call('TTL', key) < 0 then
-    redis.call('EXPIRE', key, tonumber(ARGV[2 + i]))
-  end
-  out[#out + 1] = redis.call('SCARD', key)
+-- Returns what observe() returns, or -1 (nothing done) when every bucket must be named.
+local o = observe_args(0, 0)
+local read = o.pace and read_pace(o.pace)
+if o.pace and not read then
+  return -1
 end
-if #KEYS > n then
-  local now = KEYS[n + 1]
-  local candidates = {}
-  for i = n + 4, #ARGV do
-    candidates[#candidates + 1] = ARGV[i]
-    redis.call('HINCRBY', now, ARGV[i], 1)
-  end
-  redis.call('HINCRBY', now, '*', #candidates)
-  redis.call('EXPIRE', now, tonumber(ARGV[n + 3]))
-  for _, c in ipairs(candidates) do
-    for k = n + 1, #KEYS do
-      local got = redis.call('HMGET', KEYS[k], c, '*')
-      out[#out + 1] = tonumber(got[1] or '0')
-      out[#out + 1] = tonumber(got[2] or '0')
-    end
-  end
-end
-return out
+return observe(o, read)

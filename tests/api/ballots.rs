@@ -65,6 +65,16 @@ pub async fn voting_campaign(
 /// and opened; returns its id, the candidates' ids and the organizer's token.
 pub async fn open_campaign(app: &TestApp, body: Value, n: usize) -> (String, Vec<String>, String) {
     let org = app.staff("vote.organizer", Role::Organizer).await;
+    open_campaign_as(app, org, body, n).await
+}
+
+/// `open_campaign` by the organizer whose token is `org`.
+pub async fn open_campaign_as(
+    app: &TestApp,
+    org: String,
+    body: Value,
+    n: usize,
+) -> (String, Vec<String>, String) {
     let r = app.post("/api/v1/admin/campaigns", &body, Some(&org)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["id"].as_str().unwrap().to_string();

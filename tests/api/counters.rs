@@ -3,7 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use minyi::counters::{Counters, MemoryCounters, RedisCounters};
+use minyi::counters::{
+    BallotOutcome, BallotStep, Counters, MemoryCounters, Observation, Observed, PaceProbe,
+    QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle,
+};
+use minyi::domain::rate::RateSpec;
+use minyi::domain::risk::Pace;
 
 use crate::helpers::*;
 
@@ -91,4 +96,167 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
     assert!(c.ping().await.is_err());
     assert!(c.incr("k", 1, Duration::from_secs(1)).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// One ballot's risk step at `minute`: its voter joins one address set; the candidates'
+/// paces come back.
+async fn observe_at(
+    counters: &dyn Counters,
+    minute: i64,
+    voter: &str,
+    candidates: &[i64],
+) -> (Vec<u64>, Vec<Pace>) {
+    let sets = [("{c9}~ip:x".to_string(), Duration::from_secs(600))];
+    let o = counters
+        .observe(&Observation {
+            sets: &sets,
+            member: voter,
+            pace: Some(PaceProbe {
+                prefix: "{c9}~pace".into(),
+                minute,
+                candidates,
+            }),
+        })
+        .await
+        .unwrap();
+    (o.sizes, o.pace)
+}
+
+fn pace(recent: u64, recent_all: u64, before: u64, before_all: u64) -> Pace {
+    Pace {
+        recent,
+        recent_all,
+        before,
+        before_all,
+    }
+}
+
+/// Redis keeps the two windows' totals apart from the minute buckets (see observe_fn.lua);
+/// they must say what adding up the buckets says, as the memory store does: at the first
+/// ballot of a minute, after it, from a clock behind, and after a quiet spell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_stores_measure_the_same_pace_whatever_the_minute() {
+    for counters in stores() {
+        let c = counters.as_ref();
+        let name = c.backend();
+        // Minute 1000: two ballots.
+        let got = observe_at(c, 1000, "v1", &[5, 6]).await;
+        assert_eq!(got, (vec![1], vec![pace(1, 2, 0, 0); 2]), "{name}");
+        let got = observe_at(c, 1000, "v2", &[5]).await;
+        assert_eq!(got, (vec![2], vec![pace(2, 3, 0, 0)]), "{name}");
+        // Minute 1003: minute 1000 is now "before".
+        let got = observe_at(c, 1003, "v3", &[6]).await;
+        assert_eq!(got, (vec![3], vec![pace(1, 1, 1, 3)]), "{name}");
+        // A clock two minutes behind: its own windows (1001–1000 recent).
+        let got = observe_at(c, 1001, "v3", &[6]).await;
+        assert_eq!(got, (vec![3], vec![pace(2, 4, 0, 0)]), "{name}");
+        // Back at 1003, the late ballot counts in "before".
+        let got = observe_at(c, 1003, "v4", &[5, 6]).await;
+        assert_eq!(
+            got,
+            (vec![4], vec![pace(1, 3, 2, 4), pace(2, 3, 2, 4)]),
+            "{name}"
+        );
+        // After a quiet spell nothing of the old minutes is left in the windows.
+        let got = observe_at(c, 1020, "v5", &[5]).await;
+        assert_eq!(got.1, [pace(1, 1, 0, 0)], "{name}");
+        let got = observe_at(c, 1021, "v6", &[5]).await;
+        assert_eq!(got.1, [pace(2, 2, 0, 0)], "{name}");
+        let got = observe_at(c, 1023, "v7", &[6]).await;
+        assert_eq!(got.1, [pace(1, 1, 0, 2)], "{name}");
+        // The oldest minute of "before" is eleven minutes back: 1020 at 1031, not at 1032.
+        let got = observe_at(c, 1031, "v8", &[5]).await;
+        assert_eq!(got.1, [pace(1, 1, 2, 3)], "{name}");
+        let got = observe_at(c, 1032, "v9", &[5]).await;
+        assert_eq!(got.1, [pace(2, 2, 1, 2)], "{name}");
+    }
+}
+
+/// One ballot of `voter` for candidate 3 of campaign 7 in one step: signals, quotas (two
+/// votes a day), and a shared limit of `limit` a minute if any.
+async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) -> BallotOutcome {
+    let sets = [("{c7}~dev:d".to_string(), Duration::from_secs(600))];
+    let o = Observation {
+        sets: &sets,
+        member: voter,
+        pace: Some(PaceProbe {
+            prefix: "{c7}~pace".into(),
+            minute: 500,
+            candidates: &[3],
+        }),
+    };
+    let q = QuotaRequest {
+        campaign_id: 7,
+        voter,
+        day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+        candidates: &[3],
+        votes_per_day: 2,
+        votes_per_candidate_per_day: 5,
+        votes_per_campaign: None,
+    };
+    let step = BallotStep {
+        limit: limit.map(|spec| Throttle {
+            key: format!("{{c7}}~rl:voter:{voter}"),
+            spec: RateSpec::parse(spec).unwrap().unwrap(),
+        }),
+        observation: Some(&o),
+        quota: &q,
+    };
+    counters.take_ballot(&step).await.unwrap()
+}
+
+fn done(outcome: BallotOutcome) -> (Observed, QuotaOutcome) {
+    match outcome {
+        BallotOutcome::Done(observed, quota) => (observed, quota),
+        other => panic!("not done: {other:?}"),
+    }
+}
+
+/// Signals and quotas in one step answer as the two steps do: the signals are recorded even
+/// when the quota is refused or not yet built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_in_one_step_is_its_signals_then_its_quotas() {
+    for counters in stores() {
+        let c = counters.as_ref();
+        let name = c.backend();
+        let (seen, outcome) = done(take_ballot(c, "a", None).await);
+        assert_eq!(outcome, QuotaOutcome::NotReady, "{name}");
+        assert_eq!(seen.sizes, [1], "{name}");
+        c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+        let (seen, outcome) = done(take_ballot(c, "b", None).await);
+        assert_eq!(
+            outcome,
+            QuotaOutcome::Taken { remaining_today: 1 },
+            "{name}"
+        );
+        assert_eq!((seen.sizes, seen.pace), (vec![2], vec![pace(2, 2, 0, 0)]));
+        take_ballot(c, "b", None).await;
+        let (seen, outcome) = done(take_ballot(c, "b", None).await);
+        assert_eq!(outcome, QuotaOutcome::DailyExhausted, "{name}");
+        assert_eq!(seen.pace, [pace(4, 4, 0, 0)], "{name}");
+    }
+}
+
+/// In Redis the voter's shared limit comes first in the step: a ballot it refuses leaves no
+/// trace, neither in the signals nor in the quotas. (The memory store has no shared limit:
+/// one instance, whose own limiter is the only one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
+    let c = RedisCounters::new(&redis_url(), &unique("t")).unwrap();
+    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let (seen, outcome) = done(take_ballot(&c, "v", Some("1/min")).await);
+    assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 1 });
+    assert_eq!(seen.sizes, [1]);
+    match take_ballot(&c, "v", Some("1/min")).await {
+        BallotOutcome::Throttled(wait) => {
+            assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        }
+        other => panic!("not throttled: {other:?}"),
+    }
+    // Without the limit, the voter's next ballot finds one vote taken and one observed.
+    let (seen, outcome) = done(take_ballot(&c, "w", None).await);
+    assert_eq!(seen.pace, [pace(2, 2, 0, 0)]);
+    assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 1 });
+    let (_, outcome) = done(take_ballot(&c, "v", None).await);
+    assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
 }

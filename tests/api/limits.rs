@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::ballots::{ballot, rules, voting_campaign};
+use crate::ballots::{ballot, open_campaign_as, rules, voting_campaign};
 use crate::helpers::*;
 use crate::on_both_backends;
 
 on_both_backends!(
     logins_from_one_address_are_limited_exactly,
-    a_voter_casting_too_fast_is_limited_before_any_quota
+    a_voter_casting_too_fast_is_limited_before_any_quota,
+    a_voters_limit_counts_its_ballots_in_each_campaign
 );
 
 /// The answers' statuses and codes, counted.
@@ -85,6 +86,28 @@ async fn a_voter_casting_too_fast_is_limited_before_any_quota(backend: Backend) 
     assert_eq!(ledger.values().sum::<i64>(), 4);
 }
 
+/// The per-voter limit counts a voter's ballots in each campaign (with Redis its shared check
+/// runs in the campaign's own script, whose keys share one Cluster shard).
+async fn a_voters_limit_counts_its_ballots_in_each_campaign(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("rate_ballots_per_voter", "3/min")],
+    )
+    .await;
+    let (first, c1, org) = voting_campaign(&app, rules(100, 100, 1, "live"), 1).await;
+    let now = chrono::Utc::now();
+    let body = json!({"kind": "selection", "title": "第二个投票", "rules": rules(100, 100, 1, "live"),
+        "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1), "ends_at": now + chrono::Duration::days(1)}]});
+    let (second, c2, _) = open_campaign_as(&app, org, body, 1).await;
+    let voter = app.dev_citizen("oTwoCampaigns").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(ballot(&app, &first, &voter, &[&c1[0]], None).await.status);
+    }
+    statuses.push(ballot(&app, &second, &voter, &[&c2[0]], None).await.status);
+    assert_eq!(statuses, [201, 201, 201, 429, 201]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     let login = |app: &TestApp, forwarded: &'static str, n: usize| {
@@ -149,6 +172,32 @@ async fn the_limit_holds_across_instances() {
     let t = tally(&replies);
     assert_eq!(t.get("201"), Some(&4), "{t:?}");
     assert_eq!(t.get("429 rate_limited"), Some(&12), "{t:?}");
+}
+
+/// With Redis the shared limit is checked with the ballot's signals and quotas; a ballot
+/// refused before them (here for a candidate that does not exist) is checked alone first, so
+/// across instances it is rate limited all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ballots_refused_early_are_rate_limited_across_instances_too() {
+    let overrides = [("dev_login", "true"), ("rate_ballots_per_voter", "4/min")];
+    let a = TestApp::spawn_with(Backend::Postgres, &overrides).await;
+    let b = a.second_instance(&overrides).await;
+    let (id, _, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
+    let voter = a.dev_citizen("oEarly").await;
+    let nobody = "999999".to_string();
+    let mut replies = Vec::new();
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        replies.push(ballot(app, &id, &voter, &[&nobody], None).await);
+    }
+    let t = tally(&replies);
+    assert_eq!(t.get("429 rate_limited"), Some(&4), "{t:?}");
+    assert_eq!(t.values().sum::<usize>(), 8, "{t:?}");
+    assert!(
+        replies[..4].iter().all(|r| r.status == 422),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

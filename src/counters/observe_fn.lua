@@ -1,0 +1,192 @@
+-- observe_fn: the risk step as a function, put in front of the scripts that record a
+-- ballot's signals (observe.lua, observe_take.lua). Not a script by itself.
+--
+-- observe(o, read) records one ballot's signals and returns what they measure: `o` holds
+-- the sets, their windows, the member and the pace (observe_args() reads them from a
+-- script's keys and arguments), `read` what read_pace() read first.
+--
+-- Sets: adds `member` to each short-lived set (the voters seen on one device, address,
+-- network, or casting one set of candidates) and measures how many distinct members each
+-- holds. A set lives its window (`windows[i]`, seconds) from its first member, so counts are
+-- per window.
+--
+-- Pace (nil for none): the ballot's candidates are counted in this minute's bucket (a hash:
+-- field per candidate, `*` for all votes; it lives `pace.ttl` seconds from its first vote),
+-- and each candidate's votes, and all votes, are measured over the `recent` minutes up to
+-- this one and over the minutes before them, `span` minutes in all. Adding up the buckets
+-- for every ballot was the costliest part of the risk step, so a sums hash keeps the two
+-- windows' totals for one minute (`@`): fields `r:<candidate>`, `r:*` (recent) and
+-- `b:<candidate>`, `b:*` (before). Every vote counted in a bucket inside the sums' windows is
+-- added to them too, so they always equal the buckets' totals. The first ballot of a minute
+-- adds the buckets up afresh for that minute; a ballot from a clock behind the sums' minute
+-- adds its own buckets up (as every ballot did before). The answer is the same either way.
+--
+-- A ballot of the sums' minute needs only this minute's bucket, so the caller names only
+-- that one (a shorter command, on every ballot). When the sums are of another minute, and
+-- the caller named fewer than `span` buckets, read_pace() returns nil and the script does
+-- nothing: the caller asks again with every bucket named (scripts must name every key they
+-- touch). It reads, and writes nothing, so that a script can decide before any write.
+--
+-- pace = { sums = key, buckets = { this minute's key, the minute before's, ... },
+--          minute = this minute, recent = minutes in the recent window, span = minutes in
+--          both windows, ttl = seconds, candidates = { ids }, votes = how many candidates }
+--
+-- Numbers given to redis.call are passed as strings: Redis formats a Lua number with a
+-- costly floating-point printf, and this runs for every ballot.
+--
+-- observe() returns { size of each set..., then with pace: all votes recent, all votes
+-- before, then per candidate: its votes recent, its votes before }.
+
+-- Adds the buckets up: recent and before totals by field (candidate id or `*`).
+local function add_up(pace)
+  local r, b = {}, {}
+  for i, key in ipairs(pace.buckets) do
+    local into = (i <= pace.recent) and r or b
+    local kv = redis.call('HGETALL', key)
+    for j = 1, #kv, 2 do
+      into[kv[j]] = (into[kv[j]] or 0) + tonumber(kv[j + 1])
+    end
+  end
+  return r, b
+end
+
+-- Rebuilds the sums for `minute` from the buckets.
+local function resum(pace)
+  local r, b = add_up(pace)
+  redis.call('DEL', pace.sums)
+  local args = { '@', pace.minute }
+  for field, n in pairs(r) do
+    args[#args + 1] = 'r:' .. field
+    args[#args + 1] = n
+  end
+  for field, n in pairs(b) do
+    args[#args + 1] = 'b:' .. field
+    args[#args + 1] = n
+  end
+  redis.call('HSET', pace.sums, unpack(args))
+  redis.call('EXPIRE', pace.sums, pace.ttl)
+end
+
+-- The ballot's pace from the sums of its own minute, whose before fields were read already
+-- (`before`: all votes, then per candidate): { all recent, all before, then per candidate
+-- recent, before }. The recent fields count this ballot here.
+local function pace_from_sums(pace, before, out)
+  out[#out + 1] = redis.call('HINCRBY', pace.sums, 'r:*', pace.votes)
+  out[#out + 1] = tonumber(before[1] or '0')
+  for i, c in ipairs(pace.candidates) do
+    out[#out + 1] = redis.call('HINCRBY', pace.sums, 'r:' .. c, '1')
+    out[#out + 1] = tonumber(before[i + 1] or '0')
+  end
+end
+
+-- A ballot whose minute is behind the sums': its votes go into the sums' windows where its
+-- bucket lies in them, and its pace is added up from its own buckets.
+local function pace_behind(pace, at, out)
+  local age = at - pace.minute
+  local window = (age < pace.recent) and 'r:' or 'b:'
+  if age < pace.span then
+    redis.call('HINCRBY', pace.sums, window .. '*', pace.votes)
+    for _, c in ipairs(pace.candidates) do
+      redis.call('HINCRBY', pace.sums, window .. c, '1')
+    end
+  end
+  local r, b = add_up(pace)
+  out[#out + 1] = r['*'] or 0
+  out[#out + 1] = b['*'] or 0
+  for _, c in ipairs(pace.candidates) do
+    out[#out + 1] = r[c] or 0
+    out[#out + 1] = b[c] or 0
+  end
+end
+
+-- Counts the ballot's votes in this minute's bucket.
+local function count(pace)
+  local now = pace.buckets[1]
+  -- A bucket lives `ttl` from its first vote: longer than anyone reads it.
+  if redis.call('HINCRBY', now, '*', pace.votes) == #pace.candidates then
+    redis.call('EXPIRE', now, pace.ttl)
+  end
+  for _, c in ipairs(pace.candidates) do
+    redis.call('HINCRBY', now, c, '1')
+  end
+end
+
+-- Reads the sums' minute and the ballot's before fields, in one read: they serve as they
+-- are when the sums are of this minute (for all but the first ballot of a minute, mostly).
+-- Returns { at = the sums' minute, before = { all, then per candidate }, fields = the before
+-- fields' names }, or nil when observe() would need buckets the caller did not name.
+local function read_pace(pace)
+  local fields = { 'b:*' }
+  for _, c in ipairs(pace.candidates) do
+    fields[#fields + 1] = 'b:' .. c
+  end
+  local before = redis.call('HMGET', pace.sums, '@', unpack(fields))
+  local at = tonumber(table.remove(before, 1) or '-1')
+  if at ~= pace.minute and #pace.buckets < pace.span then
+    return nil
+  end
+  return { at = at, before = before, fields = fields }
+end
+
+-- `o` as observe_args() gives it, `read` as read_pace() gave it (nil without pace).
+local function observe(o, read)
+  local out = {}
+  for i, key in ipairs(o.sets) do
+    local added = redis.call('SADD', key, o.member)
+    local size = redis.call('SCARD', key)
+    -- A set whose one member was just added was made now: its window starts now.
+    if added == 1 and size == 1 then
+      redis.call('EXPIRE', key, o.windows[i])
+    end
+    out[#out + 1] = size
+  end
+  local pace = o.pace
+  if not pace then
+    return out
+  end
+  local at, before = read.at, read.before
+  if at < pace.minute then
+    -- The first ballot of its minute (or after a quiet spell): the sums start afresh.
+    resum(pace)
+    at = pace.minute
+    before = redis.call('HMGET', pace.sums, unpack(read.fields))
+  end
+  count(pace)
+  if at > pace.minute then
+    pace_behind(pace, at, out)
+  else
+    pace_from_sums(pace, before, out)
+  end
+  return out
+end
+
+-- observe()'s arguments, read from KEYS after the first `k` and ARGV after the first `a`,
+-- laid out as observe.lua says: { sets, windows, member, pace (nil for none), candidates }.
+local function observe_args(k, a)
+  local n = tonumber(ARGV[a + 2])
+  local o = { sets = {}, windows = {}, member = ARGV[a + 1], candidates = {} }
+  for i = 1, n do
+    o.sets[i] = KEYS[k + i]
+    o.windows[i] = ARGV[a + 2 + i]
+  end
+  for i = a + n + 7, #ARGV do
+    o.candidates[#o.candidates + 1] = ARGV[i]
+  end
+  if #KEYS > k + n then
+    local buckets = {}
+    for i = k + n + 2, #KEYS do
+      buckets[#buckets + 1] = KEYS[i]
+    end
+    o.pace = {
+      sums = KEYS[k + n + 1],
+      buckets = buckets,
+      minute = tonumber(ARGV[a + n + 3]),
+      recent = tonumber(ARGV[a + n + 4]),
+      span = tonumber(ARGV[a + n + 5]),
+      ttl = ARGV[a + n + 6],
+      candidates = o.candidates,
+      votes = string.format('%d', #o.candidates),
+    }
+  end
+  return o
+end
