@@ -33,27 +33,50 @@ fn hundredths(score: &str) -> i64 {
 const BAR_AREA: i64 = 200;
 const ROW: i64 = 30;
 
-/// A horizontal bar per candidate, its length the score out of 100; winners in green.
+/// One bar of a chart: its rank, label, score out of 100 ("91.40"), and whether it stands out.
+struct Bar<'a> {
+    rank: u32,
+    label: &'a str,
+    score: &'a str,
+    highlight: bool,
+}
+
+/// A category's candidates as bars; winners stand out.
 pub fn chart(cat: &CategoryResult) -> String {
-    let height = ROW * cat.candidates.len().max(1) as i64 + 10;
+    let bars: Vec<Bar<'_>> = cat
+        .candidates
+        .iter()
+        .map(|c| Bar {
+            rank: c.rank,
+            label: &c.name,
+            score: &c.score,
+            highlight: c.winner,
+        })
+        .collect();
+    bar_chart(&cat.name, &bars)
+}
+
+/// A horizontal bar per row, its length the score out of 100; highlighted rows in green.
+fn bar_chart(title: &str, bars: &[Bar<'_>]) -> String {
+    let height = ROW * bars.len().max(1) as i64 + 10;
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 360 {height}\" width=\"100%\" role=\"img\" \
          aria-label=\"{}排名图\" xmlns=\"http://www.w3.org/2000/svg\">",
-        escape(&cat.name)
+        escape(title)
     );
-    for (i, c) in cat.candidates.iter().enumerate() {
+    for (i, c) in bars.iter().enumerate() {
         let y = 5 + ROW * i as i64;
-        let width = hundredths(&c.score) * BAR_AREA / 10_000;
-        let fill = if c.winner { "#1a7f4b" } else { "#9aa5b1" };
+        let width = hundredths(c.score) * BAR_AREA / 10_000;
+        let fill = if c.highlight { "#1a7f4b" } else { "#9aa5b1" };
         svg.push_str(&format!(
             "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{rank}. {name}</text>\
              <rect x=\"110\" y=\"{y}\" width=\"{width}\" height=\"20\" rx=\"3\" fill=\"{fill}\"/>\
              <text x=\"{sx}\" y=\"{ty}\" font-size=\"13\">{score}</text>",
             ty = y + 15,
             rank = c.rank,
-            name = escape(&truncate(&c.name, 6)),
+            name = escape(&truncate(c.label, 6)),
             sx = 115 + width,
-            score = escape(&c.score),
+            score = escape(c.score),
         ));
     }
     svg.push_str("</svg>");
@@ -128,28 +151,16 @@ fn evaluation_sections(ev: &EvaluationResults) -> String {
         .collect();
     units
         .sort_by_key(|t| std::cmp::Reverse(hundredths(t.weighted_score.as_deref().unwrap_or("0"))));
-    let bars = CategoryResult {
-        id: 0,
-        name: "各单位加权得分".into(),
-        winners: 0,
-        candidates: units
-            .iter()
-            .enumerate()
-            .map(|(i, t)| crate::domain::results::CandidateResult {
-                rank: i as u32 + 1,
-                candidate_id: t.target_id,
-                number: 0,
-                name: t.name.clone(),
-                unit: String::new(),
-                votes: 0,
-                vote_points: String::new(),
-                expert_count: 0,
-                expert_points: None,
-                score: t.weighted_score.clone().unwrap_or_default(),
-                winner: false,
-            })
-            .collect(),
-    };
+    let bars: Vec<Bar<'_>> = units
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Bar {
+            rank: i as u32 + 1,
+            label: &t.name,
+            score: t.weighted_score.as_deref().unwrap_or("0.00"),
+            highlight: false,
+        })
+        .collect();
     let mut rows = String::new();
     for t in &ev.targets {
         rows.push_str(&format!(
@@ -170,7 +181,7 @@ fn evaluation_sections(ev: &EvaluationResults) -> String {
         "<section><h2>各单位加权得分</h2>{}</section><section><h2>各参评对象</h2><table><thead><tr><th>编码</th>\
          <th>名称</th><th>评价</th><th>满意</th><th>基本满意</th><th>不满意</th><th>满意率</th><th>得分</th></tr>\
          </thead><tbody>{rows}</tbody></table></section>",
-        chart(&bars)
+        bar_chart("各单位加权得分", &bars)
     )
 }
 

@@ -255,6 +255,37 @@ macro_rules! sql_store {
                 .collect()
         }
 
+        /// Counted ratings per target, rater group and level (of the periods `LIKE period`).
+        async fn rating_counts_in(conn: &mut DbConn, campaign_id: i64, period: Option<&str>) -> StoreResult<Vec<RatingCount>> {
+            let rows = sqlx::query(
+                "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
+                 WHERE campaign_id = $1 AND status = 'counted' AND ($2 IS NULL OR period LIKE $2) \
+                 GROUP BY target_id, rater_group, level ORDER BY target_id, rater_group, level",
+            )
+            .bind(campaign_id)
+            .bind(period)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RatingCount {
+                        target_id: r.try_get("target_id")?,
+                        group: r.try_get("rater_group")?,
+                        level: r.try_get("level")?,
+                        n: r.try_get::<i64, _>("n")?.max(0) as u64,
+                    })
+                })
+                .collect()
+        }
+
+        /// The stage (`draft`, `final`) of the latest results frozen, if any.
+        async fn last_frozen_stage(conn: &mut DbConn, campaign_id: i64) -> StoreResult<Option<String>> {
+            Ok(sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(campaign_id)
+                .fetch_optional(&mut *conn)
+                .await?)
+        }
+
         /// The campaign row, locked for the rest of the transaction against other changes
         /// and ballots (which share it). PostgreSQL: `FOR NO KEY UPDATE`, which leaves the
         /// key-share locks of foreign-key checks alone: a writer that holds the chain's head
@@ -842,25 +873,8 @@ macro_rules! sql_store {
             }
 
             async fn rating_counts(&self, campaign_id: i64, period: Option<&str>) -> StoreResult<Vec<RatingCount>> {
-                let rows = sqlx::query(
-                    "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
-                     WHERE campaign_id = $1 AND status = 'counted' AND ($2 IS NULL OR period LIKE $2) \
-                     GROUP BY target_id, rater_group, level ORDER BY target_id, rater_group, level",
-                )
-                .bind(campaign_id)
-                .bind(period)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(RatingCount {
-                            target_id: r.try_get("target_id")?,
-                            group: r.try_get("rater_group")?,
-                            level: r.try_get("level")?,
-                            n: r.try_get::<i64, _>("n")?.max(0) as u64,
-                        })
-                    })
-                    .collect()
+                let mut conn = self.pool.acquire().await?;
+                rating_counts_in(&mut conn, campaign_id, period).await
             }
 
             async fn list_opinions(&self, q: &OpinionQuery) -> StoreResult<Vec<Opinion>> {
@@ -2316,27 +2330,8 @@ macro_rules! sql_store {
                     .iter()
                     .map(target_from_row)
                     .collect::<StoreResult<Vec<_>>>()?;
-                let ratings = sqlx::query(
-                    "SELECT target_id, rater_group, level, COUNT(*) AS n FROM ratings \
-                     WHERE campaign_id = $1 AND status = 'counted' GROUP BY target_id, rater_group, level",
-                )
-                .bind(campaign_id)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(RatingCount {
-                        target_id: r.try_get("target_id")?,
-                        group: r.try_get("rater_group")?,
-                        level: r.try_get("level")?,
-                        n: r.try_get::<i64, _>("n")?.max(0) as u64,
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-                let last: Option<String> = sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
-                    .bind(campaign_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let ratings = rating_counts_in(&mut tx, campaign_id, None).await?;
+                let last = last_frozen_stage(&mut tx, campaign_id).await?;
                 let open_objections: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objections WHERE campaign_id = $1 AND status = 'open'")
                     .bind(campaign_id)
                     .fetch_one(&mut *tx)
@@ -2445,11 +2440,7 @@ macro_rules! sql_store {
             async fn add_objection(&self, o: &NewObjection) -> StoreResult<Objection> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let head = lock_head(&mut tx, o.campaign_id).await?;
-                let last: Option<String> = sqlx::query_scalar("SELECT stage FROM results WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1")
-                    .bind(o.campaign_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if last.as_deref() != Some("draft") {
+                if last_frozen_stage(&mut tx, o.campaign_id).await?.as_deref() != Some("draft") {
                     return Err(StoreError::Closed("not_in_publicity"));
                 }
                 if let Some(c) = o.candidate_id {
