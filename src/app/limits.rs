@@ -5,11 +5,12 @@
 //! stricter than the shared one (an instance sees a subset of the requests), so it only saves
 //! Redis the floods it can already see.
 //!
-//! The per-voter limit counts a voter's requests in each campaign, so that its shared check
-//! can run in the same Redis script as the ballot's other work (one round trip instead of
-//! two): Redis Cluster runs a script on one shard, and a campaign's keys share its hash tag.
-//! A ballot gets the shared check from the vote path (`voter_throttle`), which checks it with
-//! its signals and quotas, or alone when the ballot ends before them.
+//! A ballot's two shared limits, the client's address and the voter, are counted in each
+//! campaign, so that they run in the same Redis script as the ballot's other work (one round
+//! trip instead of three): Redis Cluster runs a script on one shard, and a campaign's keys
+//! share its hash tag. At the door a ballot meets only the in-process address limit; the
+//! vote path then checks both shared limits with the ballot's signals and quotas
+//! (`ballot_throttles`), or alone when the ballot ends before them.
 //!
 //! Memory: each keyed limiter forgets keys whose state is back to fresh every `SWEEP`
 //! (`retain_recent`), and one that still holds more than `max_keys` keys (millions of
@@ -145,25 +146,46 @@ impl Limits {
             .await
     }
 
-    /// One ballot or rating by `voter` in a campaign, in process and then shared.
-    pub async fn check_voter(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
-        if let Some(wait) = self.check_voter_here(campaign_id, voter) {
-            return Some(wait);
-        }
-        self.check_voter_shared(campaign_id, voter).await
+    /// The in-process part of `check_ip` only: for a ballot, whose shared address limit the
+    /// vote path checks (see `ballot_throttles`).
+    pub fn check_ip_here(&self, class: Class, ip: IpAddr) -> Option<Duration> {
+        let (_, keyed) = self.per_ip.iter().find(|(c, _)| *c == class)?;
+        keyed.check(&ip)
     }
 
     /// The per-voter limit in process only; the shared one is then the caller's (see
-    /// `voter_throttle`).
+    /// `ballot_throttles`).
     pub fn check_voter_here(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
         let keyed = self.per_voter.as_ref()?;
         let key = u128::from_str_radix(voter.as_str(), 16).unwrap_or_default();
         keyed.check(&(campaign_id, key))
     }
 
-    /// The shared per-voter limit, for a counter-store step that checks it with its own work
-    /// (`None`: no per-voter limit). Its key carries the campaign's hash tag.
-    pub fn voter_throttle(&self, campaign_id: i64, voter: &VoterId) -> Option<Throttle> {
+    /// A ballot's shared limits, in the order they are checked: its client's address (the
+    /// ballots class), then its voter. Both count in the campaign, their keys carrying its
+    /// hash tag, so that a counter-store step can check them with its own work.
+    pub fn ballot_throttles(
+        &self,
+        campaign_id: i64,
+        ip: Option<IpAddr>,
+        voter: &VoterId,
+    ) -> Vec<Throttle> {
+        let address = self
+            .per_ip
+            .iter()
+            .find(|(c, _)| *c == Class::Ballot)
+            .zip(ip)
+            .map(|((_, keyed), ip)| Throttle {
+                key: format!("{{c{campaign_id}}}~rl:ballot:ip:{ip}"),
+                spec: keyed.spec,
+            });
+        address
+            .into_iter()
+            .chain(self.voter_throttle(campaign_id, voter))
+            .collect()
+    }
+
+    fn voter_throttle(&self, campaign_id: i64, voter: &VoterId) -> Option<Throttle> {
         let keyed = self.per_voter.as_ref()?;
         Some(Throttle {
             key: format!("{{c{campaign_id}}}~rl:voter:{voter}"),
@@ -171,10 +193,23 @@ impl Limits {
         })
     }
 
-    /// The shared per-voter limit alone.
-    pub async fn check_voter_shared(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
+    /// One rating by `voter` in a campaign, in process and then shared.
+    pub async fn check_voter(&self, campaign_id: i64, voter: &VoterId) -> Option<Duration> {
+        if let Some(wait) = self.check_voter_here(campaign_id, voter) {
+            return Some(wait);
+        }
         let limit = self.voter_throttle(campaign_id, voter)?;
         self.shared(&limit.key, &limit.spec).await
+    }
+
+    /// Shared limits checked alone, in order: the first that refuses answers.
+    pub async fn check_shared(&self, limits: &[Throttle]) -> Option<Duration> {
+        for limit in limits {
+            if let Some(wait) = self.shared(&limit.key, &limit.spec).await {
+                return Some(wait);
+            }
+        }
+        None
     }
 
     /// The limit across instances. If Redis does not answer, the local limit stands alone

@@ -70,11 +70,7 @@ pub async fn rate(services: &Services, r: Rate<'_>) -> Result<Rated, RateError> 
     {
         return Err(RateError::RateLimited(wait));
     }
-    let view = match services
-        .campaigns
-        .get(services.store.as_ref(), r.campaign_id)
-        .await
-    {
+    let view = match services.campaigns.get(&services.store, r.campaign_id).await {
         Ok(v) if !v.campaign.is_draft && v.campaign.kind == Kind::Evaluation => v,
         Ok(_) | Err(StoreError::NotFound) => return Err(RateError::NotFound),
         Err(e) => return Err(e.into()),

@@ -5,7 +5,7 @@
 //! 2. check the proof of work (when the campaign asks for one) and gather the risk signals
 //!    that flag the ballot (a flagged ballot needs a harder proof); take every quota of the
 //!    ballot in one atomic step in the counter store (all or none). Without a proof to
-//!    check, the voter's shared rate limit, the signals and the quotas are one step;
+//!    check, the shared rate limits (address, voter), the signals and the quotas are one step;
 //! 3. record the ballot and its audit entry in one ledger transaction with the others that
 //!    arrived with it; the ledger checks the window and the candidates again, exactly;
 //! 4. only then count it live (once per batch) and answer 201. If the ledger refuses or
@@ -96,30 +96,30 @@ pub async fn cast_ballot(services: &Services, cast: Cast<'_>) -> Result<Cast201,
     if let Some(wait) = services.limits.check_voter_here(campaign_id, voter) {
         return Err(VoteError::RateLimited(wait));
     }
-    // The voter's shared limit (with Redis) is checked with the ballot's signals and quotas,
-    // in one round trip, when the ballot gets that far; a ballot answered before then has it
+    // The shared limits (with Redis) are checked with the ballot's signals and quotas, in
+    // one round trip, when the ballot gets that far; a ballot answered before then has them
     // checked alone first. Nothing before that step leaves a trace, so the answer is the one
     // a check made at the start would give.
-    let mut limit = services.limits.voter_throttle(campaign_id, voter);
-    let outcome = cast_within_limit(services, &cast, &mut limit).await;
-    if limit.is_some()
-        && let Some(wait) = services.limits.check_voter_shared(campaign_id, voter).await
-    {
+    let mut limits = services
+        .limits
+        .ballot_throttles(campaign_id, cast.ip, voter);
+    let outcome = cast_within_limit(services, &cast, &mut limits).await;
+    if let Some(wait) = services.limits.check_shared(&limits).await {
         return Err(VoteError::RateLimited(wait));
     }
     outcome
 }
 
-/// `cast_ballot` once the voter is within its limit in process; `limit` is the shared limit,
-/// taken by whichever step checks it.
+/// `cast_ballot` once the voter is within its limit in process; `limits` are the shared
+/// limits, taken (emptied) by whichever step checks them.
 async fn cast_within_limit(
     services: &Services,
     cast: &Cast<'_>,
-    limit: &mut Option<Throttle>,
+    limits: &mut Vec<Throttle>,
 ) -> Result<Cast201, VoteError> {
     let view = match services
         .campaigns
-        .get(services.store.as_ref(), cast.campaign_id)
+        .get(&services.store, cast.campaign_id)
         .await
     {
         Ok(v) if !v.campaign.is_draft && v.campaign.kind == Kind::Selection => v,
@@ -141,7 +141,7 @@ async fn cast_within_limit(
     let hash = request_hash(&ids);
     let voter = cast.voter.as_str();
     let Some(key) = cast.idempotency_key else {
-        return record(services, campaign, cast, &ids, None, hash, limit).await;
+        return record(services, campaign, cast, &ids, None, hash, limits).await;
     };
     // One request per key at a time, on every instance: the others wait for its answer and
     // give it again, so racing repeats count nothing more and all see the first answer.
@@ -163,7 +163,7 @@ async fn cast_within_limit(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = record(services, campaign, cast, &ids, Some(key), hash, limit).await;
+    let outcome = record(services, campaign, cast, &ids, Some(key), hash, limits).await;
     if let Err(e) = services.counters.release(&claim).await {
         tracing::warn!(error = %e, "idempotency claim not released; it expires by itself");
     }
@@ -398,8 +398,8 @@ impl Probe {
 
 /// Gathers the ballot's signals and takes its quotas. When the campaign asks for no proof of
 /// work, no flag can make the ballot need a harder one, so nothing refuses it between the two
-/// and they are one step in the counter store with the voter's shared `limit` (one round trip
-/// to Redis). Otherwise (the limit was checked before the proof) a flagged ballot whose proof
+/// and they are one step in the counter store with the shared `limits` (one round trip to
+/// Redis). Otherwise (the limits were checked before the proof) a flagged ballot whose proof
 /// is too easy is refused before any quota is taken.
 async fn assess_and_take(
     services: &Services,
@@ -408,13 +408,13 @@ async fn assess_and_take(
     ids: &[i64],
     proven: u8,
     quota: &QuotaRequest<'_>,
-    limit: Option<Throttle>,
+    limits: Vec<Throttle>,
 ) -> Result<(Risk, QuotaOutcome), VoteError> {
     let probe = Probe::new(services, campaign, cast, ids);
     let observation = probe.observation(cast, ids);
     if campaign.rules.challenge_bits == 0 {
         let step = BallotStep {
-            limit,
+            limits,
             observation: observation.as_ref(),
             quota,
         };
@@ -458,15 +458,11 @@ async fn record(
     ids: &[i64],
     key: Option<&str>,
     hash: String,
-    limit: &mut Option<Throttle>,
+    limits: &mut Vec<Throttle>,
 ) -> Result<Cast201, VoteError> {
-    // A proof is spent once checked, so the shared limit comes before it.
+    // A proof is spent once checked, so the shared limits come before it.
     if campaign.rules.challenge_bits > 0
-        && limit.take().is_some()
-        && let Some(wait) = services
-            .limits
-            .check_voter_shared(campaign.id, cast.voter)
-            .await
+        && let Some(wait) = services.limits.check_shared(&std::mem::take(limits)).await
     {
         return Err(VoteError::RateLimited(wait));
     }
@@ -485,8 +481,16 @@ async fn record(
         votes_per_campaign: campaign.rules.votes_per_campaign,
     };
     let resets_at = ballot::resets_at(now, tz);
-    let (risk, mut outcome) =
-        assess_and_take(services, campaign, cast, ids, proven, &quota, limit.take()).await?;
+    let (risk, mut outcome) = assess_and_take(
+        services,
+        campaign,
+        cast,
+        ids,
+        proven,
+        &quota,
+        std::mem::take(limits),
+    )
+    .await?;
     if outcome == QuotaOutcome::NotReady {
         recount::ensure_ready(services, campaign, now)
             .await
@@ -527,6 +531,7 @@ async fn record(
         device_hash: risk.device_hash,
         ip_hash: risk.ip_hash,
         network_hash: risk.network_hash,
+        checked_version: Some(campaign.version),
     };
     let recorded = services.ballots.record(new).await;
     let ballot = match recorded {

@@ -6,4 +6,4 @@
 -- ARGV[2]  burst (count)
 --
 -- Returns 0 when allowed (and recorded), else the milliseconds to wait.
-return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), redis_now())

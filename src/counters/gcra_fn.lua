@@ -1,16 +1,19 @@
 -- gcra_fn: a shared rate limit as a function, put in front of the scripts that check one
 -- (gcra.lua, take_ballot.lua). Not a script by itself.
 --
--- gcra(key, interval, burst): one request against a rate limit shared by every instance
--- (the generic cell rate algorithm, as governor runs it in process). The key holds the
--- theoretical arrival time (TAT) in milliseconds of Redis's clock, so the instances' clocks
--- never matter. `interval` is the emission interval in ms (period / count), `burst` the
--- count.
+-- gcra(key, interval, burst, now): one request against a rate limit shared by every
+-- instance (the generic cell rate algorithm, as governor runs it in process). The key holds
+-- the theoretical arrival time (TAT) in milliseconds of Redis's clock, so the instances'
+-- clocks never matter. `interval` is the emission interval in ms (period / count), `burst`
+-- the count, `now` what redis_now() read (once for all of a script's limits).
 --
 -- Returns 0 when allowed (and recorded), else the milliseconds to wait (nothing recorded).
-local function gcra(key, interval, burst)
+local function redis_now()
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function gcra(key, interval, burst, now)
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then
     tat = now

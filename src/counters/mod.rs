@@ -99,8 +99,10 @@ pub struct Throttle {
 /// One ballot's work in the counter store (see `Counters::take_ballot`).
 #[derive(Debug, Clone)]
 pub struct BallotStep<'a> {
-    /// The voter's shared rate limit; its key carries the campaign's hash tag.
-    pub limit: Option<Throttle>,
+    /// The shared rate limits, checked in order (the client's address, then the voter):
+    /// each that allows takes its request, the first that refuses ends the step. Their keys
+    /// carry the campaign's hash tag.
+    pub limits: Vec<Throttle>,
     /// The risk signals to record and measure; their candidates are the quota's.
     pub observation: Option<&'a Observation<'a>>,
     pub quota: &'a QuotaRequest<'a>,
@@ -211,7 +213,7 @@ pub trait Counters: Send + Sync + 'static {
     /// round trip to Redis). The keys share one campaign's hash tag.
     async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed>;
     /// All that the store does for one ballot, in one step (one round trip to Redis): the
-    /// voter's shared rate limit, if any (when it refuses, nothing else happens), then the
+    /// shared rate limits, if any (when one refuses, nothing else happens), then the
     /// risk signals, if any, then the quotas. For a ballot that nothing can refuse between
     /// its signals and its quotas. The keys share one campaign's hash tag.
     async fn take_ballot(&self, b: &BallotStep<'_>) -> CounterResult<BallotOutcome> {
@@ -256,10 +258,10 @@ pub async fn take_ballot_in_steps<C: Counters + ?Sized>(
     counters: &C,
     b: &BallotStep<'_>,
 ) -> CounterResult<BallotOutcome> {
-    if let Some(limit) = &b.limit
-        && let Some(wait) = counters.throttle(&limit.key, &limit.spec).await?
-    {
-        return Ok(BallotOutcome::Throttled(wait));
+    for limit in &b.limits {
+        if let Some(wait) = counters.throttle(&limit.key, &limit.spec).await? {
+            return Ok(BallotOutcome::Throttled(wait));
+        }
     }
     let observed = match b.observation {
         Some(o) => counters.observe(o).await?,

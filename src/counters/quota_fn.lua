@@ -21,7 +21,9 @@ local function take_quota(day, total, ready, limits, candidates)
     return {4}
   end
   local n = #candidates
-  local day_total = tonumber(redis.call('HGET', day, '_') or '0')
+  -- The day's total and each candidate's votes, in one read.
+  local used = redis.call('HMGET', day, '_', unpack(candidates))
+  local day_total = tonumber(used[1] or '0')
   if day_total + n > limits.per_day then
     return {1}
   end
@@ -31,9 +33,8 @@ local function take_quota(day, total, ready, limits, candidates)
       return {3}
     end
   end
-  for _, c in ipairs(candidates) do
-    local used = tonumber(redis.call('HGET', day, c) or '0')
-    if used + 1 > limits.per_candidate then
+  for i, c in ipairs(candidates) do
+    if tonumber(used[i + 1] or '0') + 1 > limits.per_candidate then
       return {2, tonumber(c)}
     end
   end
@@ -42,8 +43,11 @@ local function take_quota(day, total, ready, limits, candidates)
   for _, c in ipairs(candidates) do
     redis.call('HINCRBY', day, c, '1')
   end
-  redis.call('HINCRBY', day, '_', votes)
-  redis.call('EXPIRE', day, limits.day_ttl)
+  -- The day's hash is made by the day's first ballot, which gives it its expiry (a hash
+  -- whose votes were all given back keeps the expiry it had).
+  if redis.call('HINCRBY', day, '_', votes) == n then
+    redis.call('EXPIRE', day, limits.day_ttl)
+  end
   redis.call('INCRBY', total, votes)
   return {0, limits.per_day - day_total - n}
 end

@@ -370,7 +370,7 @@ impl Counters for RedisCounters {
             .observation
             .and_then(|o| o.pace.as_ref())
             .is_none_or(|p| p.candidates == q.candidates);
-        if !same_candidates || (b.limit.is_none() && b.observation.is_none()) {
+        if !same_candidates || (b.limits.is_empty() && b.observation.is_none()) {
             return take_ballot_in_steps(self, b).await;
         }
         let nothing = Observation {
@@ -380,19 +380,19 @@ impl Counters for RedisCounters {
         };
         let o = b.observation.unwrap_or(&nothing);
         let (day, total, ready) = self.quota_keys(q);
-        let limit_key = match &b.limit {
-            Some(limit) => self.key(&limit.key),
-            None => ready.clone(),
-        };
-        let (interval_ms, burst) = match &b.limit {
-            Some(limit) => (gcra_interval_ms(&limit.spec), limit.spec.count.get()),
-            None => (0, 0),
-        };
+        let limit_keys: Vec<String> = b.limits.iter().map(|l| self.key(&l.key)).collect();
         for every_bucket in [false, true] {
             let mut inv = TAKE_BALLOT.key(&day);
-            inv.key(&total).key(&ready).key(&limit_key);
+            inv.key(&total).key(&ready);
+            for key in &limit_keys {
+                inv.key(key);
+            }
             quota_limits(&mut inv, q);
-            inv.arg(interval_ms).arg(burst);
+            inv.arg(b.limits.len());
+            for limit in &b.limits {
+                inv.arg(gcra_interval_ms(&limit.spec))
+                    .arg(limit.spec.count.get());
+            }
             self.add_observation(&mut inv, o, q.candidates, every_bucket);
             let reply: Step<(u64, Vec<u64>, Vec<i64>)> = self
                 .run(|mut c| async move { inv.invoke_async(&mut c).await })

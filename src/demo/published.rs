@@ -301,5 +301,6 @@ fn ballot(
         device_hash: device.map(|d| hex::encode(services.key.mac("device", d.as_bytes()))),
         ip_hash: None,
         network_hash: None,
+        checked_version: None,
     }
 }

@@ -126,10 +126,7 @@ pub async fn challenge(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = parse_id(&path).ok_or(ApiError::NotFound)?;
-    let view = services
-        .campaigns
-        .get(services.store.as_ref(), campaign_id)
-        .await?;
+    let view = services.campaigns.get(&services.store, campaign_id).await?;
     if view.campaign.is_draft || view.campaign.kind != crate::domain::campaign::Kind::Selection {
         return Err(ApiError::NotFound);
     }

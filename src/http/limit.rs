@@ -1,6 +1,7 @@
 //! The door: who the client is (its address, behind trusted proxies) and whether its route
-//! class's rate limit lets it in. Runs before routing's handlers; the per-voter limit of
-//! ballots is the vote path's, once the voter is known.
+//! class's rate limit lets it in. Runs before routing's handlers. A ballot meets the address
+//! limit in process only here: its shared address limit and its per-voter limit are the vote
+//! path's, checked with the ballot's other work in one step (see `app::limits`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -51,8 +52,13 @@ pub async fn rate_limit(
         let ip = client_ip(peer.ip(), forwarded, &services.settings.trusted_proxies);
         req.extensions_mut().insert(ClientIp(ip));
         let route = req.match_pattern().unwrap_or_default();
+        // A ballot's shared address limit is the vote path's, in the ballot's own step.
+        let ballot = route == "/api/v1/campaigns/{campaign_id}/ballots";
         if let Some(class) = class_of(req.method(), &route)
-            && let Some(wait) = services.limits.check_ip(class, ip).await
+            && let Some(wait) = match ballot {
+                true => services.limits.check_ip_here(class, ip),
+                false => services.limits.check_ip(class, ip).await,
+            }
         {
             metrics::counter!("rate_limited_total", "limit" => format!("{class:?}")).increment(1);
             return Err(ApiError::rate_limited(wait).into());

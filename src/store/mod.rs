@@ -155,6 +155,8 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     /// The seq of the `results.published` entry, once published.
     pub published_seq: Option<i64>,
+    /// Moved on by every change of the campaign (see migration 0015).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +264,10 @@ pub struct NewBallot {
     /// Keyed hashes of the client's address and of its network (/24 or /64), when known.
     pub ip_hash: Option<String>,
     pub network_hash: Option<String>,
+    /// The campaign's version the vote path checked the ballot against (window, candidates,
+    /// blocked voters), if it did: while it is still the campaign's, the ledger need not
+    /// check them again.
+    pub checked_version: Option<i64>,
 }
 
 impl NewBallot {

@@ -12,7 +12,7 @@
 
 macro_rules! campaign_columns {
     () => {
-        "id, kind, title, description, timezone, phases, rules, is_draft, created_at, \
+        "id, kind, title, description, timezone, phases, rules, is_draft, created_at, version, \
          (SELECT sealed_seq FROM audit_heads h WHERE h.campaign_id = campaigns.id) AS published_seq"
     };
 }
@@ -49,7 +49,7 @@ macro_rules! objection_columns {
 }
 
 macro_rules! sql_store {
-    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, campaign_lock: $campaign_lock:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident) => {
+    (store: $store:ident, db: $db:ty, kind: $kind:expr, begin: $begin:literal, snapshot: $snapshot:literal, lock: $lock:literal, share: $share:literal, campaign_lock: $campaign_lock:literal, skip_locked: $skip_locked:literal, ballot_writer: $writer:ident, ballot_batch: $batch:ident) => {
         type DbRow = <$db as sqlx::Database>::Row;
         type DbConn = <$db as sqlx::Database>::Connection;
 
@@ -72,6 +72,7 @@ macro_rules! sql_store {
                 is_draft: r.try_get("is_draft")?,
                 created_at: r.try_get("created_at")?,
                 published_seq: r.try_get("published_seq")?,
+                version: r.try_get("version")?,
             })
         }
 
@@ -192,7 +193,9 @@ macro_rules! sql_store {
         /// statement; PostgreSQL has a one-statement writer of its own). Returns the ballots
         /// in the order of `members`.
         #[allow(dead_code)]
-        async fn write_ballots_plain(conn: &mut DbConn, campaign_id: i64, linked: &Linked, members: &[&NewBallot]) -> StoreResult<Vec<Ballot>> {
+        /// The ballot writer of a backend that writes only under the head's lock, taken by
+        /// the caller: the version and the expected head are then the campaign's for sure.
+        async fn write_ballots_plain(conn: &mut DbConn, campaign_id: i64, _version: i64, _expected: &(i64, String), linked: &Linked, members: &[&NewBallot]) -> StoreResult<Option<Vec<Ballot>>> {
             insert_entries(conn, campaign_id, linked).await?;
             let mut insert: QueryBuilder<$db> = QueryBuilder::new(
                 "INSERT INTO ballots (campaign_id, voter_id, candidate_ids, idempotency_key, request_hash, \
@@ -238,7 +241,7 @@ macro_rules! sql_store {
                 });
                 votes.build().execute(&mut *conn).await?;
             }
-            Ok(ballots)
+            Ok(Some(ballots))
         }
 
         /// Returned ballot rows in the order of their entries: matched by seq, never by
@@ -287,7 +290,7 @@ macro_rules! sql_store {
         }
 
         /// The campaign row, locked for the rest of the transaction against other changes
-        /// and ballots (which share it). PostgreSQL: `FOR NO KEY UPDATE`, which leaves the
+        /// and ballots (which share it), its version moved on. PostgreSQL: `FOR NO KEY UPDATE`, which leaves the
         /// key-share locks of foreign-key checks alone: a writer that holds the chain's head
         /// and inserts a row referring to the campaign (a score, an objection, an entry) must
         /// not wait for a change that is itself waiting for the head.
@@ -302,7 +305,13 @@ macro_rules! sql_store {
             if c.published_seq.is_some() {
                 return Err(StoreError::Published);
             }
-            Ok(c)
+            // Whatever the change, a ballot checked against the campaign as it was must be
+            // checked again (see the ballot writers).
+            sqlx::query("UPDATE campaigns SET version = version + 1 WHERE id = $1")
+                .bind(campaign_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(Campaign { version: c.version + 1, ..c })
         }
 
         async fn write_campaign(conn: &mut DbConn, c: &Campaign) -> StoreResult<()> {
@@ -502,73 +511,10 @@ macro_rules! sql_store {
             })
         }
 
-        #[async_trait]
-        impl Store for $store {
-            async fn set_block(
-                &self,
-                actor: &Actor,
-                campaign_id: i64,
-                subject: BlockSubject,
-                value: &str,
-                blocked: bool,
-                reason: &str,
-            ) -> StoreResult<Block> {
-                let mut tx = self.pool.begin_with($begin).await?;
-                lock_campaign(&mut tx, campaign_id).await?;
-                let block = Block {
-                    subject,
-                    value: value.to_string(),
-                    blocked,
-                    reason: reason.to_string(),
-                    updated_at: Utc::now(),
-                };
-                sqlx::query(
-                    "INSERT INTO blocks (campaign_id, subject, value, blocked, reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (campaign_id, subject, value) DO UPDATE SET blocked = $4, reason = $5, updated_at = $6",
-                )
-                .bind(campaign_id)
-                .bind(subject.as_str())
-                .bind(value)
-                .bind(blocked)
-                .bind(reason)
-                .bind(block.updated_at)
-                .execute(&mut *tx)
-                .await?;
-                let body = record::body(kinds::BLOCK_CHANGED, actor, block.updated_at, campaign_id, json!({"block": block.state()}));
-                append(&mut tx, campaign_id, vec![body]).await?;
-                tx.commit().await?;
-                Ok(block)
-            }
-
-            async fn list_blocks(&self, campaign_id: i64) -> StoreResult<Vec<Block>> {
-                let rows = sqlx::query(
-                    "SELECT subject, value, blocked, reason, updated_at FROM blocks WHERE campaign_id = $1 ORDER BY subject, value",
-                )
-                .bind(campaign_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let subject: String = r.try_get("subject")?;
-                        Ok(Block {
-                            subject: BlockSubject::parse(&subject).ok_or_else(|| StoreError::Corrupt(format!("block subject {subject}")))?,
-                            value: r.try_get("value")?,
-                            blocked: r.try_get("blocked")?,
-                            reason: r.try_get("reason")?,
-                            updated_at: r.try_get("updated_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>> {
-                Ok(sqlx::query_scalar("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = $1")
-                    .bind(campaign_id)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>> {
+        impl $store {
+            /// Records a batch of ballots in one transaction, checking each again against the
+            /// campaign as the transaction sees it (see `Store::record_ballots`).
+            async fn record_ballots_checked(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>> {
                 let mut results: Vec<Option<StoreResult<Ballot>>> = batch.iter().map(|_| None).collect();
                 let mut campaigns: Vec<i64> = batch.iter().map(|b| b.campaign_id).collect();
                 campaigns.sort_unstable();
@@ -641,15 +587,90 @@ macro_rules! sql_store {
                         }
                         head => head?,
                     };
+                    let expected = head.clone();
                     let linked = chain(head, bodies)?;
                     let rows: Vec<&NewBallot> = members.iter().map(|i| &batch[*i]).collect();
-                    let ballots = $writer(&mut tx, campaign_id, &linked, &rows).await?;
+                    // Under the head's lock and the campaign's share lock, nothing can have moved.
+                    let ballots = $writer(&mut tx, campaign_id, campaign.version, &expected, &linked, &rows)
+                        .await?
+                        .ok_or(StoreError::HeadMoved)?;
                     for (i, ballot) in members.into_iter().zip(ballots) {
                         results[i] = Some(Ok(ballot));
                     }
                 }
                 tx.commit().await?;
                 Ok(results.into_iter().map(|r| r.unwrap_or(Err(StoreError::NotFound))).collect())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn set_block(
+                &self,
+                actor: &Actor,
+                campaign_id: i64,
+                subject: BlockSubject,
+                value: &str,
+                blocked: bool,
+                reason: &str,
+            ) -> StoreResult<Block> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                lock_campaign(&mut tx, campaign_id).await?;
+                let block = Block {
+                    subject,
+                    value: value.to_string(),
+                    blocked,
+                    reason: reason.to_string(),
+                    updated_at: Utc::now(),
+                };
+                sqlx::query(
+                    "INSERT INTO blocks (campaign_id, subject, value, blocked, reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (campaign_id, subject, value) DO UPDATE SET blocked = $4, reason = $5, updated_at = $6",
+                )
+                .bind(campaign_id)
+                .bind(subject.as_str())
+                .bind(value)
+                .bind(blocked)
+                .bind(reason)
+                .bind(block.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                let body = record::body(kinds::BLOCK_CHANGED, actor, block.updated_at, campaign_id, json!({"block": block.state()}));
+                append(&mut tx, campaign_id, vec![body]).await?;
+                tx.commit().await?;
+                Ok(block)
+            }
+
+            async fn list_blocks(&self, campaign_id: i64) -> StoreResult<Vec<Block>> {
+                let rows = sqlx::query(
+                    "SELECT subject, value, blocked, reason, updated_at FROM blocks WHERE campaign_id = $1 ORDER BY subject, value",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let subject: String = r.try_get("subject")?;
+                        Ok(Block {
+                            subject: BlockSubject::parse(&subject).ok_or_else(|| StoreError::Corrupt(format!("block subject {subject}")))?,
+                            value: r.try_get("value")?,
+                            blocked: r.try_get("blocked")?,
+                            reason: r.try_get("reason")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn approved_candidates(&self, campaign_id: i64) -> StoreResult<Vec<i64>> {
+                Ok(sqlx::query_scalar("SELECT id FROM candidates WHERE status = 'approved' AND campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn record_ballots(&self, batch: &[NewBallot]) -> StoreResult<Vec<StoreResult<Ballot>>> {
+                $batch(self, batch).await
             }
 
             async fn ballot_by_key(&self, campaign_id: i64, voter_id: &str, key: &str) -> StoreResult<Option<Ballot>> {
@@ -1642,7 +1663,7 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "INSERT INTO campaigns (kind, title, description, timezone, phases, rules, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING \
-                     id, kind, title, description, timezone, phases, rules, is_draft, created_at, \
+                     id, kind, title, description, timezone, phases, rules, is_draft, created_at, version, \
                      CAST(NULL AS BIGINT) AS published_seq",
                 )
                 .bind(c.kind.as_str())

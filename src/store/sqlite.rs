@@ -66,4 +66,12 @@ async fn checkpoints(pool: SqlitePool) {
     }
 }
 
-sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", snapshot: "BEGIN", lock: "", share: "", campaign_lock: "", skip_locked: "", ballot_writer: write_ballots_plain);
+sql_store!(store: SqliteStore, db: Sqlite, kind: DatabaseKind::Sqlite, begin: "BEGIN IMMEDIATE", snapshot: "BEGIN", lock: "", share: "", campaign_lock: "", skip_locked: "", ballot_writer: write_ballots_plain, ballot_batch: record_ballots_checked);
+
+/// One writer at a time: every batch is checked again in its transaction.
+async fn record_ballots_checked(
+    store: &SqliteStore,
+    batch: &[NewBallot],
+) -> StoreResult<Vec<StoreResult<Ballot>>> {
+    store.record_ballots_checked(batch).await
+}

@@ -17,6 +17,7 @@ on_both_backends!(
     the_leaderboard_ranks_ties_alike_and_follows_show_counts,
     when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back,
     with_batches_of_one_ballot_the_counts_are_just_as_exact,
+    ballots_racing_an_organizers_changes_are_all_on_one_chain,
 );
 
 async fn with_batches_of_one_ballot_the_counts_are_just_as_exact(backend: Backend) {
@@ -433,6 +434,49 @@ async fn the_leaderboard_ranks_ties_alike_and_follows_show_counts(backend: Backe
 }
 
 /// A second instance of the same deployment: same database, same Redis keys.
+/// Ballots written while the organizer changes the campaign (each change moves the chain's
+/// head and the campaign's version under a batch that expected them): every 201 is in the
+/// ledger and on the chain once, the chain verifies, and the counts equal the ledger.
+async fn ballots_racing_an_organizers_changes_are_all_on_one_chain(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("dev_login", "true")]).await;
+    let (id, c, org) = voting_campaign(&app, rules(10, 10, 1, "live"), 5).await;
+    let tokens = app.dev_citizens("oRaceOrganizer", 600).await;
+    let casting = futures_util::stream::iter(tokens.iter().enumerate())
+        .map(|(i, t)| {
+            let (app, id, pick) = (&app, &id, [&c[i % 5]]);
+            async move { ballot(app, id, t, &pick, None).await.status }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<u16>>();
+    let changing = async {
+        for n in 0..10 {
+            let body = json!({"subject": "voter", "value": format!("{n:032x}"), "reason": "核查"});
+            for path in ["blocks", "blocks/lift"] {
+                let r = app
+                    .post(
+                        &format!("/api/v1/admin/campaigns/{id}/{path}"),
+                        &body,
+                        Some(&org),
+                    )
+                    .await;
+                assert!(r.status == 200 || r.status == 201, "{}", r.text);
+            }
+        }
+    };
+    let (statuses, ()) = futures_util::join!(casting, changing);
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let ledger = assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 600);
+    let entries = app
+        .services
+        .store
+        .audit_entries(id.parse().unwrap(), 0, 10_000)
+        .await
+        .unwrap();
+    let ballots = entries.iter().filter(|e| e.kind == "ballot").count();
+    assert_eq!(ballots, 600);
+}
+
 async fn second_instance(first: &TestApp) -> TestApp {
     first.second_instance(&[("dev_login", "true")]).await
 }

@@ -183,6 +183,33 @@ async fn a_block_holds_at_once_on_another_instance() {
     assert_eq!(ledger.values().sum::<i64>(), 1);
 }
 
+/// A network block made through one instance reaches another through its cached view of the
+/// campaign (the ledger never sees addresses): served at most 4 s old, refreshed in the
+/// background meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_network_block_reaches_another_instance_within_seconds() {
+    let a = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
+    let b = a.second_instance(&[("dev_login", "true")]).await;
+    let (id, c, org) = voting_campaign(&a, rules(5, 5, 1, "live"), 1).await;
+    let (voter, _) = citizen(&b, "oSameNetwork").await;
+    let pick = [&c[0]];
+    assert_eq!(ballot(&b, &id, &voter, &pick, None).await.status, 201);
+    let r = a
+        .post(
+            &format!("/api/v1/admin/campaigns/{id}/blocks"),
+            &json!({"subject": "network", "value": "127.0.0.0/8", "reason": "机房网段集中投票"}),
+            Some(&org),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    tokio::time::sleep(std::time::Duration::from_millis(4200)).await;
+    ballot(&b, &id, &voter, &pick, None)
+        .await
+        .assert_error(403, "voter_blocked");
+    let ledger = crate::ballots::assert_counts_match_ledger(&b, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 1);
+}
+
 /// A block changed in the database behind the chain's back is found by the verifier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_changed_behind_the_chain_is_found() {

@@ -195,10 +195,13 @@ async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) 
         votes_per_campaign: None,
     };
     let step = BallotStep {
-        limit: limit.map(|spec| Throttle {
-            key: format!("{{c7}}~rl:voter:{voter}"),
-            spec: RateSpec::parse(spec).unwrap().unwrap(),
-        }),
+        limits: limit
+            .map(|spec| Throttle {
+                key: format!("{{c7}}~rl:voter:{voter}"),
+                spec: RateSpec::parse(spec).unwrap().unwrap(),
+            })
+            .into_iter()
+            .collect(),
         observation: Some(&o),
         quota: &q,
     };

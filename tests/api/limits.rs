@@ -12,7 +12,8 @@ use crate::on_both_backends;
 on_both_backends!(
     logins_from_one_address_are_limited_exactly,
     a_voter_casting_too_fast_is_limited_before_any_quota,
-    a_voters_limit_counts_its_ballots_in_each_campaign
+    a_voters_limit_counts_its_ballots_in_each_campaign,
+    ballots_from_one_address_are_limited_exactly
 );
 
 /// The answers' statuses and codes, counted.
@@ -106,6 +107,66 @@ async fn a_voters_limit_counts_its_ballots_in_each_campaign(backend: Backend) {
     }
     statuses.push(ballot(&app, &second, &voter, &[&c2[0]], None).await.status);
     assert_eq!(statuses, [201, 201, 201, 429, 201]);
+}
+
+/// Many voters behind one address (here every test client is 127.0.0.1), all at once: the
+/// address limit lets exactly its burst through, and what it refuses counts nothing.
+async fn ballots_from_one_address_are_limited_exactly(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("rate_ballots_per_ip", "5/min")],
+    )
+    .await;
+    let (id, c, _) = voting_campaign(&app, rules(100, 100, 1, "live"), 1).await;
+    let mut voters = Vec::new();
+    for i in 0..20 {
+        voters.push(app.dev_citizen(&format!("oShared{i}")).await);
+    }
+    let pick = [&c[0]];
+    let replies: Vec<Reply> =
+        futures_util::future::join_all(voters.iter().map(|v| ballot(&app, &id, v, &pick, None)))
+            .await;
+    let t = tally(&replies);
+    assert_eq!(t.get("201"), Some(&5), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&15), "{t:?}");
+    let ledger = crate::ballots::assert_counts_match_ledger(&app, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 5);
+}
+
+/// With Redis, a ballot's address limit holds across instances: each instance's own limiter
+/// lets its burst through, the shared one (checked in the ballot's step) only one burst in
+/// all, and ballots refused before that step count against it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ballots_address_limit_holds_across_instances() {
+    let overrides = [("dev_login", "true"), ("rate_ballots_per_ip", "6/min")];
+    let a = TestApp::spawn_with(Backend::Postgres, &overrides).await;
+    let b = a.second_instance(&overrides).await;
+    let (id, c, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
+    let mut voters = Vec::new();
+    for i in 0..16 {
+        voters.push(a.dev_citizen(&format!("oTwoInstances{i}")).await);
+    }
+    // Two refused early (no such candidate) on each instance: they spend the address's
+    // allowance as ballots do.
+    let nobody = "999999".to_string();
+    let mut early = Vec::new();
+    for (i, v) in voters[..4].iter().enumerate() {
+        let app = if i % 2 == 0 { &a } else { &b };
+        early.push(ballot(app, &id, v, &[&nobody], None).await.status);
+    }
+    assert_eq!(early, [422, 422, 422, 422]);
+    let pick = [&c[0]];
+    let replies: Vec<Reply> =
+        futures_util::future::join_all(voters[4..].iter().enumerate().map(|(i, v)| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            ballot(app, &id, v, &pick, None)
+        }))
+        .await;
+    let t = tally(&replies);
+    assert_eq!(t.get("201"), Some(&2), "{t:?}");
+    assert_eq!(t.get("429 rate_limited"), Some(&10), "{t:?}");
+    let ledger = crate::ballots::assert_counts_match_ledger(&a, &id).await;
+    assert_eq!(ledger.values().sum::<i64>(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,6 +221,7 @@ async fn a_starting_instance_counts_ballots_a_crashed_one_never_counted() {
             device_hash: None,
             ip_hash: None,
             network_hash: None,
+            checked_version: None,
         })
         .collect();
     let recorded = a.services.store.record_ballots(&lost).await.unwrap();
