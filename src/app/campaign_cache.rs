@@ -103,11 +103,12 @@ impl CampaignCache {
         if entry.read_at.elapsed() > REFRESH && !entry.refreshing.swap(true, Ordering::AcqRel) {
             let (entries, store, stale) = (self.entries.clone(), store.clone(), entry.clone());
             tokio::spawn(async move {
+                let read_at = Instant::now();
                 match load(store.as_ref(), campaign_id).await {
                     Ok(view) => {
                         let fresh = Entry {
                             view: Arc::new(view),
-                            read_at: Instant::now(),
+                            read_at,
                             refreshing: AtomicBool::new(false),
                         };
                         // Unless this instance changed the campaign meanwhile (and dropped
@@ -142,9 +143,11 @@ impl CampaignCache {
     ) -> Result<Arc<Entry>, StoreError> {
         self.entries
             .try_get_with(campaign_id, async {
+                // Its age counts from before the read: the view is at least that old.
+                let read_at = Instant::now();
                 Ok(Arc::new(Entry {
                     view: Arc::new(load(store.as_ref(), campaign_id).await?),
-                    read_at: Instant::now(),
+                    read_at,
                     refreshing: AtomicBool::new(false),
                 }))
             })

@@ -110,11 +110,11 @@ impl PgStore {
     }
 
     /// The fast path of `record_ballot_batch`: the ballots and the head they left, or `None`
-    /// when the statement found the version or the head moved and wrote nothing. A database
-    /// error rolled the statement back and answers `None` too (a repeated key, say, that the
-    /// checked path then refuses); an error of unknown outcome (the connection failed) is
-    /// returned: writing the batch again could record it twice, so it fails, as a failed
-    /// commit does.
+    /// when the statement found the version or the head moved and wrote nothing. A refusal
+    /// PostgreSQL makes before committing answers `None` too (a repeated key, say, that the
+    /// checked path then refuses); any other error may have come after the commit (a broken
+    /// connection, a server shutting down) and is returned: writing the batch again could
+    /// record it twice, so it fails, as a failed commit does.
     async fn write_if_unchanged(
         &self,
         campaign_id: i64,
@@ -141,7 +141,14 @@ impl PgStore {
             // Committed with the statement: nothing can fail after it but the reading of its
             // rows, which every batch does.
             Ok(written) => Ok(written.map(|ballots| (ballots, linked.head))),
-            Err(StoreError::Database(sqlx::Error::Database(e))) => {
+            // Refusals that PostgreSQL makes before a statement commits: a repeated key, a
+            // lock or serialization conflict. Any other error may have come after the commit.
+            Err(StoreError::Database(sqlx::Error::Database(e)))
+                if matches!(
+                    e.code().as_deref(),
+                    Some("23505" | "23503" | "40001" | "40P01" | "55P03")
+                ) =>
+            {
                 tracing::info!(error = %e, campaign_id, "ballot batch refused in one statement; checking it again");
                 Ok(None)
             }

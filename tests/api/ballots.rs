@@ -477,6 +477,29 @@ async fn ballots_racing_an_organizers_changes_are_all_on_one_chain(backend: Back
     assert_eq!(ballots, 600);
 }
 
+/// A change written without taking the campaign's lock (as an instance of an older version
+/// does during a rolling deploy) still moves the campaign's version on (the database's
+/// triggers), so a batch checked against the cached view is checked again and refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_behind_the_services_back_still_stops_the_one_statement_write() {
+    let app = TestApp::spawn_with(Backend::Postgres, &[("dev_login", "true")]).await;
+    let (id, c, _) = voting_campaign(&app, rules(5, 5, 1, "live"), 2).await;
+    let voter = app.dev_citizen("oOldInstance").await;
+    // The campaign is cached and this instance knows the chain's head.
+    assert_eq!(ballot(&app, &id, &voter, &[&c[1]], None).await.status, 201);
+    app.raw_sql(&format!(
+        "UPDATE candidates SET status = 'withdrawn' WHERE id = {}",
+        c[0]
+    ))
+    .await;
+    ballot(&app, &id, &voter, &[&c[0]], None)
+        .await
+        .assert_error(422, "invalid_ballot");
+    // (The chain no longer verifies: the change was made behind it.)
+    let ledger = app.services.store.ledger_votes(id.parse().unwrap()).await;
+    assert_eq!(ledger.unwrap().votes.values().sum::<i64>(), 1);
+}
+
 async fn second_instance(first: &TestApp) -> TestApp {
     first.second_instance(&[("dev_login", "true")]).await
 }

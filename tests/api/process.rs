@@ -135,6 +135,8 @@ struct Server {
 
 impl Server {
     fn start(dir: &tempfile::TempDir, port: u16, env: &[(&str, String)]) -> Self {
+        // The tests' own HTTP clients need rustls's provider, whichever test ran first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cmd = minyi(dir);
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("MINYI_WORKERS", "2")
