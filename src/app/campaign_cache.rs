@@ -63,6 +63,16 @@ struct Entry {
     refreshing: AtomicBool,
 }
 
+impl Entry {
+    fn new(view: VotingView, read_at: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            view: Arc::new(view),
+            read_at,
+            refreshing: AtomicBool::new(false),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct CampaignCache {
     entries: Cache<i64, Arc<Entry>>,
@@ -88,42 +98,19 @@ impl CampaignCache {
     ) -> Result<Arc<VotingView>, StoreError> {
         let mut entry = self.read(store, campaign_id).await?;
         if entry.read_at.elapsed() > STALE_AT_MOST {
-            let old = entry.clone();
-            self.entries
-                .entry(campaign_id)
-                .and_compute_with(|current| async move {
-                    match current {
-                        Some(c) if Arc::ptr_eq(c.value(), &old) => Op::Remove,
-                        _ => Op::Nop,
-                    }
-                })
-                .await;
+            self.replace(campaign_id, &entry, None).await;
             entry = self.read(store, campaign_id).await?;
         }
         if entry.read_at.elapsed() > REFRESH && !entry.refreshing.swap(true, Ordering::AcqRel) {
-            let (entries, store, stale) = (self.entries.clone(), store.clone(), entry.clone());
+            let (cache, store, stale) = (self.clone(), store.clone(), entry.clone());
             tokio::spawn(async move {
                 let read_at = Instant::now();
                 match load(store.as_ref(), campaign_id).await {
+                    // Unless this instance changed the campaign meanwhile (and dropped the
+                    // entry, so that the next read waits for the change).
                     Ok(view) => {
-                        let fresh = Entry {
-                            view: Arc::new(view),
-                            read_at,
-                            refreshing: AtomicBool::new(false),
-                        };
-                        // Unless this instance changed the campaign meanwhile (and dropped
-                        // the entry, so that the next read waits for the change).
-                        entries
-                            .entry(campaign_id)
-                            .and_compute_with(|current| async move {
-                                match current {
-                                    Some(c) if Arc::ptr_eq(c.value(), &stale) => {
-                                        Op::Put(Arc::new(fresh))
-                                    }
-                                    _ => Op::Nop,
-                                }
-                            })
-                            .await;
+                        let fresh = Entry::new(view, read_at);
+                        cache.replace(campaign_id, &stale, Some(fresh)).await;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, campaign_id, "campaign not read again; the entry serves on");
@@ -145,11 +132,10 @@ impl CampaignCache {
             .try_get_with(campaign_id, async {
                 // Its age counts from before the read: the view is at least that old.
                 let read_at = Instant::now();
-                Ok(Arc::new(Entry {
-                    view: Arc::new(load(store.as_ref(), campaign_id).await?),
+                Ok(Entry::new(
+                    load(store.as_ref(), campaign_id).await?,
                     read_at,
-                    refreshing: AtomicBool::new(false),
-                }))
+                ))
             })
             .await
             .map_err(|e: Arc<StoreError>| match *e {
@@ -159,6 +145,20 @@ impl CampaignCache {
                     StoreError::Unavailable(other.to_string())
                 }
             })
+    }
+
+    /// Puts `new` in place of `old` (drops the entry for `None`), unless the entry is no
+    /// longer `old`.
+    async fn replace(&self, campaign_id: i64, old: &Arc<Entry>, new: Option<Arc<Entry>>) {
+        self.entries
+            .entry(campaign_id)
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(c) if Arc::ptr_eq(c.value(), old) => new.map_or(Op::Remove, Op::Put),
+                    _ => Op::Nop,
+                }
+            })
+            .await;
     }
 
     /// Forgets the campaign after a change made through this instance.
