@@ -1,13 +1,11 @@
--- Every change of a campaign that can decide whether a ballot is accepted (its rules and
--- phases, its candidates' status, its blocklist, its publication) locks the campaign's row
--- and moves `version` on. A ballot batch checked against a cached view of the campaign can
+-- Every change of a campaign's row, its candidates or its blocklist moves `version` on (the
+-- triggers below; publication seals the chain's head, which the ballot write checks too). A ballot batch checked against a cached view of the campaign can
 -- then be written in one statement that asks only whether the version is still the one it
 -- was checked against (see store/postgres.rs).
 ALTER TABLE campaigns ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 
--- The same rule held by the database itself, whatever writes: an instance of an older
--- version during a rolling deploy, or a change that forgets to lock the campaign. Any
--- change of a campaign's row, its candidates or its blocklist moves the version on.
+-- Held by the database itself, whatever writes: this service, an instance of an older
+-- version during a rolling deploy, or a change that forgets to lock the campaign.
 CREATE FUNCTION campaign_version_on_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE campaigns SET version = version + 1

@@ -138,10 +138,10 @@ impl Limits {
 
     /// One request of `class` from `ip`: `None` when allowed, else how long to wait.
     pub async fn check_ip(&self, class: Class, ip: IpAddr) -> Option<Duration> {
-        let (_, keyed) = self.per_ip.iter().find(|(c, _)| *c == class)?;
-        if let Some(wait) = keyed.check(&ip) {
+        if let Some(wait) = self.check_ip_here(class, ip) {
             return Some(wait);
         }
+        let keyed = self.per_ip(class)?;
         self.shared(&format!("rl:{}:ip:{ip}", class.name()), &keyed.spec)
             .await
     }
@@ -149,8 +149,14 @@ impl Limits {
     /// The in-process part of `check_ip` only: for a ballot, whose shared address limit the
     /// vote path checks (see `ballot_throttles`).
     pub fn check_ip_here(&self, class: Class, ip: IpAddr) -> Option<Duration> {
-        let (_, keyed) = self.per_ip.iter().find(|(c, _)| *c == class)?;
-        keyed.check(&ip)
+        self.per_ip(class)?.check(&ip)
+    }
+
+    fn per_ip(&self, class: Class) -> Option<&Keyed<IpAddr>> {
+        self.per_ip
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map(|(_, keyed)| keyed)
     }
 
     /// The per-voter limit in process only; the shared one is then the caller's (see
@@ -171,11 +177,9 @@ impl Limits {
         voter: &VoterId,
     ) -> Vec<Throttle> {
         let address = self
-            .per_ip
-            .iter()
-            .find(|(c, _)| *c == Class::Ballot)
+            .per_ip(Class::Ballot)
             .zip(ip)
-            .map(|((_, keyed), ip)| Throttle {
+            .map(|(keyed, ip)| Throttle {
                 key: format!("{{c{campaign_id}}}~rl:ballot:ip:{ip}"),
                 spec: keyed.spec,
             });

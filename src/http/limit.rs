@@ -17,6 +17,9 @@ use crate::domain::rate::client_ip;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+/// The ballots route: its shared address limit is the vote path's (see `rate_limit`).
+const BALLOTS: &str = "/api/v1/campaigns/{campaign_id}/ballots";
+
 fn class_of(method: &actix_web::http::Method, route: &str) -> Option<Class> {
     use actix_web::http::Method;
     match (method, route) {
@@ -25,9 +28,7 @@ fn class_of(method: &actix_web::http::Method, route: &str) -> Option<Class> {
         }
         (
             &Method::POST,
-            "/api/v1/campaigns/{campaign_id}/ballots"
-            | "/api/v1/campaigns/{campaign_id}/ratings"
-            | "/api/v1/surveys/{token}",
+            BALLOTS | "/api/v1/campaigns/{campaign_id}/ratings" | "/api/v1/surveys/{token}",
         ) => Some(Class::Ballot),
         (&Method::POST, "/api/v1/campaigns/{campaign_id}/objections") => Some(Class::Objection),
         (&Method::GET, "/s/{token}" | "/campaigns/{campaign_id}/results") => Some(Class::Read),
@@ -53,11 +54,11 @@ pub async fn rate_limit(
         req.extensions_mut().insert(ClientIp(ip));
         let route = req.match_pattern().unwrap_or_default();
         // A ballot's shared address limit is the vote path's, in the ballot's own step.
-        let ballot = route == "/api/v1/campaigns/{campaign_id}/ballots";
         if let Some(class) = class_of(req.method(), &route)
-            && let Some(wait) = match ballot {
-                true => services.limits.check_ip_here(class, ip),
-                false => services.limits.check_ip(class, ip).await,
+            && let Some(wait) = if route == BALLOTS {
+                services.limits.check_ip_here(class, ip)
+            } else {
+                services.limits.check_ip(class, ip).await
             }
         {
             metrics::counter!("rate_limited_total", "limit" => format!("{class:?}")).increment(1);

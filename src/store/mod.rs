@@ -155,7 +155,8 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     /// The seq of the `results.published` entry, once published.
     pub published_seq: Option<i64>,
-    /// Moved on by every change of the campaign (see migration 0015).
+    /// Moved on by every change of the campaign's row, candidates or blocklist (the
+    /// database's triggers, migration 0015).
     pub version: i64,
 }
 

@@ -160,8 +160,8 @@ impl PgStore {
 /// Records one campaign's share of a ballot batch in one statement: the entries, the new
 /// head, the ballots and their votes, provided the campaign is still at `version` and its
 /// chain at `expected` (`None`, and nothing written, otherwise). The campaign's row is
-/// share-locked first, as every change of the campaign locks it for update and moves its
-/// version on. Then the head's row, the lock every batch of the campaign queues on, held
+/// share-locked first, as every change of the campaign locks it for update (and its writes
+/// move the version on). Then the head's row, the lock every batch of the campaign queues on, held
 /// from this statement to its commit: locking it waits for the batch before to commit and
 /// reads the head that batch left (a plain `WHERE` on the head would judge the version of
 /// the row this statement's snapshot saw, and give up on a head that is just moving). The

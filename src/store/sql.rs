@@ -290,8 +290,9 @@ macro_rules! sql_store {
         }
 
         /// The campaign row, locked for the rest of the transaction against other changes
-        /// and ballots (which share it), its version moved on. PostgreSQL: `FOR NO KEY UPDATE`, which leaves the
-        /// key-share locks of foreign-key checks alone: a writer that holds the chain's head
+        /// and ballots (which share it); what the change writes moves the campaign's version
+        /// on (the database's triggers, migration 0015). PostgreSQL: `FOR NO KEY UPDATE`,
+        /// which leaves the key-share locks of foreign-key checks alone: a writer that holds the chain's head
         /// and inserts a row referring to the campaign (a score, an objection, an entry) must
         /// not wait for a change that is itself waiting for the head.
         async fn lock_campaign(conn: &mut DbConn, campaign_id: i64) -> StoreResult<Campaign> {
@@ -305,13 +306,7 @@ macro_rules! sql_store {
             if c.published_seq.is_some() {
                 return Err(StoreError::Published);
             }
-            // Whatever the change, a ballot checked against the campaign as it was must be
-            // checked again (see the ballot writers).
-            sqlx::query("UPDATE campaigns SET version = version + 1 WHERE id = $1")
-                .bind(campaign_id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(Campaign { version: c.version + 1, ..c })
+            Ok(c)
         }
 
         async fn write_campaign(conn: &mut DbConn, c: &Campaign) -> StoreResult<()> {
