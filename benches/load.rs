@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::{Service, backend_env, create_staff, drop_database, free_port, post, staff_login};
+use common::{
+    Service, backend_env, cpu_seconds, create_staff, drop_database, free_port, post, staff_login,
+};
 
 const CONNECTIONS: usize = 64;
 const VOTERS: usize = 5_000;
@@ -76,18 +78,21 @@ async fn setup(client: &reqwest::Client, base: &str, staff: &str) -> (String, Ve
 
 struct Figures {
     per_second: f64,
+    /// CPU microseconds per answered request, by process.
+    cpu: String,
     p50_ms: f64,
     p99_ms: f64,
     codes: BTreeMap<String, u64>,
 }
 
 /// Runs `CONNECTIONS` loops for `PHASE`, each sending the request `make` builds.
-async fn drive<F>(make: F) -> Figures
+async fn drive<F>(service: u32, make: F) -> Figures
 where
     F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     let counter = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_seconds(service);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -129,6 +134,7 @@ where
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds(service);
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| {
         latencies
@@ -143,6 +149,7 @@ where
         .sum::<u64>();
     Figures {
         per_second: ok as f64 / elapsed,
+        cpu: cpu_before.per_request(&cpu_after, latencies.len() as u64),
         p50_ms: pick(0.5),
         p99_ms: pick(0.99),
         codes,
@@ -169,14 +176,14 @@ async fn voters(base: &str) -> Arc<Vec<String>> {
 }
 
 async fn ballots(
-    base: &str,
+    service: &Service,
     campaign: &str,
     candidates: &[String],
     tokens: Arc<Vec<String>>,
 ) -> Figures {
-    let url = format!("{base}/api/v1/campaigns/{campaign}/ballots");
+    let url = format!("{}/api/v1/campaigns/{campaign}/ballots", service.base);
     let candidates = candidates.to_vec();
-    drive(move |client, n| {
+    drive(service.child.id(), move |client, n| {
         let voter = &tokens[(n as usize * 7919) % tokens.len()];
         let candidate = &candidates[n as usize % candidates.len()];
         client
@@ -187,19 +194,78 @@ async fn ballots(
     .await
 }
 
-/// The mean of the service's `ballot_batch_size` histogram.
-async fn mean_batch(client: &reqwest::Client, base: &str) -> f64 {
-    let text = match client.get(format!("{base}/metrics")).send().await {
+/// The service's `/metrics` text (empty when it cannot be read).
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    match client.get(format!("{base}/metrics")).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
-    };
-    let value = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    value("ballot_batch_size_sum") / value("ballot_batch_size_count")
+    }
+}
+
+/// The value of the first sample line of `name` (NaN when absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A histogram's mean, and its quantile `q` interpolated within the bucket that holds it.
+fn stage(text: &str, name: &str, q: f64) -> (f64, f64) {
+    let mean = sample(text, &format!("{name}_sum")) / sample(text, &format!("{name}_count"));
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (le, n) = l.split_once("\"}")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), n.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    let (mut low, mut below) = (0.0, 0.0);
+    let mut at = f64::NAN;
+    for (le, n) in buckets {
+        if n >= q * total {
+            at = if le.is_finite() && n > below {
+                low + (le - low) * (q * total - below) / (n - below)
+            } else {
+                low
+            };
+            break;
+        }
+        (low, below) = (le, n);
+    }
+    (mean, at)
+}
+
+fn print_stages(text: &str) {
+    println!(
+        "mean ballots per batch (group commit run): {:.1}",
+        sample(text, "ballot_batch_size_sum") / sample(text, "ballot_batch_size_count")
+    );
+    println!(
+        "batches written again after a wrong guess of the chain's head: {}",
+        sample(text, "ballot_batch_rechecked_total")
+    );
+    println!(
+        "batches sent again after arriving before the batch they follow: {}",
+        sample(text, "ballot_batch_resent_total")
+    );
+    for (label, name) in [
+        ("counter store step", "ballot_counters_duration_seconds"),
+        ("wait for the batch", "ballot_queue_duration_seconds"),
+        ("batch written", "ballot_write_duration_seconds"),
+    ] {
+        let (mean, p50) = stage(text, name, 0.5);
+        let (_, p99) = stage(text, name, 0.99);
+        println!(
+            "  {label:<20} mean {:>5.1} ms   p50 {:>5.1} ms   p99 {:>5.1} ms",
+            mean * 1000.0,
+            p50 * 1000.0,
+            p99 * 1000.0
+        );
+    }
 }
 
 fn print(name: &str, f: &Figures) {
@@ -207,6 +273,7 @@ fn print(name: &str, f: &Figures) {
         "{name:<28} {:>9.0}/s   p50 {:>6.1} ms   p99 {:>6.1} ms   {:?}",
         f.per_second, f.p50_ms, f.p99_ms, f.codes
     );
+    println!("{:<28} CPU µs per request: {}", "", f.cpu);
 }
 
 #[tokio::main]
@@ -230,14 +297,11 @@ async fn main() {
     let tokens = voters(&service.base).await;
 
     let live_url = format!("{}/health/live", service.base);
-    let live = drive(move |client, _| client.get(&live_url)).await;
+    let live = drive(service.child.id(), move |client, _| client.get(&live_url)).await;
     print("GET /health/live", &live);
-    let grouped = ballots(&service.base, &campaign, &candidates, tokens.clone()).await;
+    let grouped = ballots(&service, &campaign, &candidates, tokens.clone()).await;
     print("ballots, group commit", &grouped);
-    println!(
-        "mean ballots per batch (group commit run): {:.1}",
-        mean_batch(&client, &service.base).await
-    );
+    print_stages(&metrics_text(&client, &service.base).await);
     let peak = service.peak_mb();
     drop(service);
 
@@ -245,7 +309,7 @@ async fn main() {
     single_env.push(("MINYI_BALLOT_BATCH_MAX", "1".into()));
     let single_service = Service::start(&single_env, free_port());
     let single = ballots(
-        &single_service.base,
+        &single_service,
         &campaign,
         &candidates,
         voters(&single_service.base).await,

@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use crate::app::Services;
+use crate::app::batcher::Lanes;
 use crate::config::{DatabaseKind, Settings};
 use crate::domain::keyed::ServiceKey;
 use crate::http::{self, OpenApiDoc, error::ApiError, observe};
@@ -67,15 +68,17 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
             "MINYI_WECHAT_APPID / MINYI_WECHAT_SECRET not set: WeChat login answers 503"
         );
     }
+    let (writers, lanes) = match settings.database_kind {
+        DatabaseKind::Postgres => (2, Lanes::PerCampaign),
+        DatabaseKind::Sqlite => (1, Lanes::One),
+    };
     let ballots = crate::app::batcher::Batcher::start(
         store.clone(),
         counters.clone(),
         settings.ballot_batch_max,
         settings.ballot_batch_wait,
-        match settings.database_kind {
-            DatabaseKind::Postgres => 4,
-            DatabaseKind::Sqlite => 1,
-        },
+        writers,
+        lanes,
     );
     let limits = crate::app::limits::Limits::new(&settings.rates, counters.clone());
     limits.start_sweeping();

@@ -22,7 +22,7 @@ impl Service {
     /// Starts the release binary on `port` with dev login on, every rate limit off unless
     /// `env` says otherwise (it is applied last), and waits until it accepts connections.
     pub fn start(env: &[(&str, String)], port: u16) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
+        let mut cmd = Command::new(binary());
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -36,6 +36,13 @@ impl Service {
             .env("MINYI_RATE_READS_PER_IP", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // Settings given to the benchmark itself reach the service (to try one), below what
+        // the benchmark sets for its own purpose.
+        for (k, v) in std::env::vars() {
+            if k.starts_with("MINYI_") && k != "MINYI_BENCH_BIN" {
+                cmd.env(k, v);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -68,6 +75,71 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The binary the benchmarks start: this build's, or the one `MINYI_BENCH_BIN` names (to
+/// compare two builds on the same machine at the same time).
+pub fn binary() -> String {
+    std::env::var("MINYI_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_minyi").into())
+}
+
+/// CPU seconds used so far by the service (`service`, its pid), by this process (the load
+/// generator), and by every PostgreSQL and every Redis process on the machine, from `/proc`
+/// (user and system time, in the kernel's 1/100 s ticks).
+pub fn cpu_seconds(service: u32) -> CpuSeconds {
+    let ticks = |stat: &str| -> Option<(String, f64)> {
+        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+        let t = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some((comm.to_string(), t / 100.0))
+    };
+    let mine = std::process::id();
+    let mut cpu = CpuSeconds::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some((comm, t)) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| ticks(&s))
+        else {
+            continue;
+        };
+        match () {
+            _ if pid == service => cpu.service += t,
+            _ if pid == mine => cpu.generator += t,
+            _ if comm.starts_with("postgres") => cpu.postgres += t,
+            _ if comm.starts_with("redis-server") => cpu.redis += t,
+            _ => {}
+        }
+    }
+    cpu
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSeconds {
+    pub service: f64,
+    pub generator: f64,
+    pub postgres: f64,
+    pub redis: f64,
+}
+
+impl CpuSeconds {
+    /// Microseconds of CPU per request, by process, between `self` and a later reading.
+    pub fn per_request(&self, later: &CpuSeconds, requests: u64) -> String {
+        let per = |a: f64, b: f64| (b - a) * 1e6 / requests.max(1) as f64;
+        format!(
+            "service {:.0}, load generator {:.0}, PostgreSQL {:.0}, Redis {:.0}",
+            per(self.service, later.service),
+            per(self.generator, later.generator),
+            per(self.postgres, later.postgres),
+            per(self.redis, later.redis)
+        )
     }
 }
 
@@ -154,7 +226,7 @@ pub fn backend_env_tagged(backend: &str, tag: &str) -> Vec<(&'static str, String
 
 /// Creates the benchmark's admin account with `minyi admin create-user`.
 pub fn create_staff(env: &[(&str, String)]) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minyi"));
+    let mut cmd = Command::new(binary());
     cmd.args([
         "admin",
         "create-user",

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -19,72 +19,155 @@ use crate::store::{Ballot, NewBallot, Store, StoreError, StoreResult};
 
 struct Job {
     ballot: NewBallot,
+    /// When the ballot was handed over, for the time it waits for its batch to be written.
+    queued: Instant,
     reply: oneshot::Sender<StoreResult<Ballot>>,
+}
+
+/// Where ballots are batched: one lane for all (SQLite, one writer at a time), or one lane
+/// per campaign (PostgreSQL: a campaign's batches follow each other on its chain, while
+/// campaigns write side by side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lanes {
+    One,
+    PerCampaign,
 }
 
 #[derive(Clone)]
 pub struct Batcher {
-    jobs: mpsc::Sender<Job>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    counters: Arc<dyn Counters>,
+    max: usize,
+    wait: Duration,
+    writers: usize,
+    lanes: Lanes,
+    /// The lanes' tasks run here, whichever thread a ballot arrives on.
+    runtime: tokio::runtime::Handle,
+    /// Lanes by campaign (0 for the one lane). A lane lives as long as the service: there are
+    /// as many as campaigns that received ballots, a few dozen a year.
+    senders: std::sync::Mutex<HashMap<i64, mpsc::Sender<Job>>>,
 }
 
 impl Batcher {
-    /// Starts the collecting task on the current runtime.
-    /// `writers`: batches written at the same time. On PostgreSQL several overlap (one
-    /// campaign's batches queue only on its chain head, and do their checks before it); on
-    /// SQLite, which has one writer at a time, one (others would only wait in its busy loop).
+    /// Lanes start on the current runtime, each when its first ballot arrives.
+    /// `writers`: batches of a lane written at the same time. On PostgreSQL two: the next
+    /// batch is linked after the one being written and waits for it in the database (see
+    /// `store::postgres`); on SQLite, which has one writer at a time, one (others would only
+    /// wait in its busy loop).
     pub fn start(
         store: Arc<dyn Store>,
         counters: Arc<dyn Counters>,
         max: usize,
         wait: Duration,
         writers: usize,
+        lanes: Lanes,
     ) -> Self {
-        let (jobs, mut rx) = mpsc::channel::<Job>(max.max(1) * writers.max(1) * 4);
-        let writers = Arc::new(Semaphore::new(writers.max(1)));
-        tokio::spawn(async move {
-            // A writer is taken before the batch is closed: while every writer is busy,
-            // ballots pile up in the channel and the next batch takes them all at once, so
-            // batches grow with the load instead of with the wait.
-            loop {
-                let Ok(permit) = writers.clone().acquire_owned().await else {
-                    break;
-                };
-                let Some(first) = rx.recv().await else { break };
-                let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now() + wait;
-                while batch.len() < max {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(job)) => batch.push(job),
-                        _ => break,
-                    }
-                }
-                let (store, counters) = (store.clone(), counters.clone());
-                tokio::spawn(async move {
-                    write(store.as_ref(), counters.as_ref(), batch).await;
-                    drop(permit);
-                });
-            }
-        });
-        Self { jobs }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                counters,
+                max: max.max(1),
+                wait,
+                writers: writers.max(1),
+                lanes,
+                runtime: tokio::runtime::Handle::current(),
+                senders: Default::default(),
+            }),
+        }
     }
 
     /// Records one ballot with whatever else arrives with it; returns once committed.
     pub async fn record(&self, ballot: NewBallot) -> StoreResult<Ballot> {
+        let lane = match self.inner.lanes {
+            Lanes::One => 0,
+            Lanes::PerCampaign => ballot.campaign_id,
+        };
+        let jobs = self.inner.lane(lane);
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { ballot, reply })
-            .await
-            .map_err(|_| StoreError::BatchFailed("the ballot writer has stopped".into()))?;
+        jobs.send(Job {
+            ballot,
+            reply,
+            queued: Instant::now(),
+        })
+        .await
+        .map_err(|_| StoreError::BatchFailed("the ballot writer has stopped".into()))?;
         answer
             .await
             .map_err(|_| StoreError::BatchFailed("the ballot writer dropped the ballot".into()))?
     }
 }
 
+impl Inner {
+    /// The lane's queue, started on first use.
+    fn lane(&self, lane: i64) -> mpsc::Sender<Job> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry(lane)
+            .or_insert_with(|| {
+                let (jobs, rx) = mpsc::channel::<Job>(self.max * self.writers * 4);
+                self.runtime.spawn(collect(
+                    self.store.clone(),
+                    self.counters.clone(),
+                    self.max,
+                    self.wait,
+                    self.writers,
+                    rx,
+                ));
+                jobs
+            })
+            .clone()
+    }
+}
+
+/// A lane: closes batches and writes them, `writers` at a time.
+async fn collect(
+    store: Arc<dyn Store>,
+    counters: Arc<dyn Counters>,
+    max: usize,
+    wait: Duration,
+    writers: usize,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let writers = Arc::new(Semaphore::new(writers));
+    // A writer is taken before the batch is closed: while every writer is busy, ballots pile
+    // up in the channel and the next batch takes them all at once, so batches grow with the
+    // load instead of with the wait.
+    loop {
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            break;
+        };
+        let Some(first) = rx.recv().await else { break };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                _ => break,
+            }
+        }
+        let (store, counters) = (store.clone(), counters.clone());
+        tokio::spawn(async move {
+            write(store.as_ref(), counters.as_ref(), batch).await;
+            drop(permit);
+        });
+    }
+}
+
 async fn write(store: &dyn Store, counters: &dyn Counters, jobs: Vec<Job>) {
     let ballots: Vec<NewBallot> = jobs.iter().map(|j| j.ballot.clone()).collect();
     metrics::histogram!("ballot_batch_size").record(ballots.len() as f64);
-    match store.record_ballots(&ballots).await {
+    let started = Instant::now();
+    for job in &jobs {
+        metrics::histogram!("ballot_queue_duration_seconds")
+            .record(started.duration_since(job.queued).as_secs_f64());
+    }
+    let written = store.record_ballots(&ballots).await;
+    metrics::histogram!("ballot_write_duration_seconds").record(started.elapsed().as_secs_f64());
+    match written {
         Ok(results) => {
             count_live(counters, &results).await;
             for (job, result) in jobs.into_iter().zip(results) {

@@ -418,7 +418,11 @@ async fn assess_and_take(
             observation: observation.as_ref(),
             quota,
         };
-        return match services.counters.take_ballot(&step).await? {
+        let started = std::time::Instant::now();
+        let taken = services.counters.take_ballot(&step).await;
+        metrics::histogram!("ballot_counters_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        return match taken? {
             BallotOutcome::Throttled(wait) => Err(VoteError::RateLimited(wait)),
             BallotOutcome::Done(observed, outcome) => {
                 Ok((probe.judge(campaign, cast, observed), outcome))

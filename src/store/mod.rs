@@ -606,14 +606,36 @@ pub struct Linked {
 
 /// Links `bodies` after `head` (seq, hash). Pure: the caller holds the head's lock and writes.
 pub fn chain(head: (i64, String), bodies: Vec<serde_json::Value>) -> StoreResult<Linked> {
+    link_after(head, canonical_bodies(bodies)?)
+}
+
+/// Entry bodies with their canonical texts: the part of linking that does not depend on the
+/// head, so that it can be done before the head is known.
+pub fn canonical_bodies(
+    bodies: Vec<serde_json::Value>,
+) -> StoreResult<Vec<(serde_json::Value, String)>> {
+    bodies
+        .into_iter()
+        .map(|body| {
+            let text = crate::domain::audit::canonical(&body)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((body, text))
+        })
+        .collect()
+}
+
+/// Links bodies (with their canonical texts) after `head` (seq, hash).
+pub fn link_after(
+    head: (i64, String),
+    bodies: Vec<(serde_json::Value, String)>,
+) -> StoreResult<Linked> {
     use crate::domain::audit;
     let (mut seq, head_hash) = head;
     let mut prev =
         audit::from_hex(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
     let mut entries = Vec::with_capacity(bodies.len());
     let mut texts = Vec::with_capacity(bodies.len());
-    for body in bodies {
-        let text = audit::canonical(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for (body, text) in bodies {
         let hash = audit::link(&prev, &text);
         seq += 1;
         let kind = body

@@ -1,7 +1,6 @@
 //! The PostgreSQL ledger: the production record.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,14 +15,32 @@ use crate::domain::{audit, campaign};
 
 pub struct PgStore {
     pool: PgPool,
-    /// Per campaign, the chain head this instance's last ballot batch left (`None` when not
-    /// known), behind a lock that one batch of the campaign holds at a time (see
-    /// `record_ballot_batch`). Only a guess: the statement that writes after it checks it.
-    heads: std::sync::Mutex<HashMap<i64, HeadSlot>>,
+    /// Per campaign, where this instance expects the chain's head to be once the ballot
+    /// batches it has sent have committed (see `record_ballot_batch`). Only a guess: the
+    /// statement that writes after it checks it.
+    heads: std::sync::Mutex<HashMap<i64, HeadGuess>>,
 }
 
-/// A campaign's chain head (seq, hash) as this instance last left it, if known.
-type HeadSlot = Arc<tokio::sync::Mutex<Option<(i64, String)>>>;
+/// A campaign's chain head as this instance expects it: after the last batch it sent, or as
+/// the last checked write left it; `None` when not known. `generation` moves on whenever the
+/// guess is set anew or given up, so that a failed batch gives up only the guess it made.
+#[derive(Default)]
+struct HeadGuess {
+    head: Option<(i64, String)>,
+    generation: u64,
+    /// Closes when the batch linked last is done (its sender is dropped), whatever came of it.
+    last_done: Option<tokio::sync::watch::Receiver<()>>,
+}
+
+/// A batch's place after the guessed head: the head it expects, its entries, the guess's
+/// generation, the batch linked before it (to wait for), and its own end (dropped when done).
+struct Planned {
+    expected: (i64, String),
+    linked: Linked,
+    generation: u64,
+    before: Option<tokio::sync::watch::Receiver<()>>,
+    _done: tokio::sync::watch::Sender<()>,
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -47,7 +64,7 @@ impl PgStore {
     }
 }
 
-sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock: " FOR UPDATE", share: " FOR SHARE", campaign_lock: " FOR NO KEY UPDATE", skip_locked: " FOR UPDATE SKIP LOCKED", ballot_writer: write_ballots_at_once, ballot_batch: record_ballot_batch);
+sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "BEGIN", snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", lock: " FOR UPDATE", share: " FOR SHARE", campaign_lock: " FOR NO KEY UPDATE", skip_locked: " FOR UPDATE SKIP LOCKED", ballot_writer: write_ballots_under_lock, ballot_batch: record_ballot_batch);
 
 /// A batch of ballots, most often in one statement and one round trip: when every ballot
 /// was checked against the campaign's current version (the vote path's cached view) and
@@ -55,11 +72,14 @@ sql_store!(store: PgStore, db: Postgres, kind: DatabaseKind::Postgres, begin: "B
 /// hold, and writes nothing otherwise. Then, or when the ballots were not all checked alike,
 /// the batch is checked again in a transaction under the head's lock, as before.
 ///
-/// One batch of a campaign is written at a time on each instance, so that the head it
-/// leaves is the next one's: batches of one campaign on two connections would race to the
-/// head, and the loser's statement would be wasted. A guess that proves wrong (another
-/// instance appended, an organizer changed the campaign) costs one statement that wrote
-/// nothing, counted in `ballot_batch_rechecked_total`.
+/// Batches are pipelined: a batch is linked after the head the batch sent before it will
+/// leave, and sent at once, without waiting for that batch to commit. Its statement queues in
+/// PostgreSQL on the head's row lock and starts the moment the batch before commits, with no
+/// round trip to the service in between; so the chain's one line is held by PostgreSQL's
+/// work alone. A guess that proves wrong (the batch before failed, another instance appended,
+/// an organizer changed the campaign) costs one statement that wrote nothing, counted in
+/// `ballot_batch_rechecked_total`; the batches sent after it fail the same way, and the next
+/// ones are checked until a checked write tells the head again.
 async fn record_ballot_batch(
     store: &PgStore,
     batch: &[NewBallot],
@@ -71,76 +91,124 @@ async fn record_ballot_batch(
     if batch.iter().any(|b| b.campaign_id != campaign_id) {
         return store.record_ballots_checked(batch).await;
     }
-    let slot = store.head_slot(campaign_id);
-    let mut head = slot.lock().await;
-    let version = first.checked_version;
-    if let (Some(version), Some(expected)) = (version, head.take())
+    if let Some(version) = first.checked_version
         && batch.iter().all(|b| b.checked_version == Some(version))
     {
-        match store
-            .write_if_unchanged(campaign_id, version, expected, batch)
-            .await?
-        {
-            Some((ballots, left)) => {
-                *head = Some(left);
-                return Ok(ballots.into_iter().map(Ok).collect());
+        let bodies = canonical_bodies(batch.iter().map(NewBallot::entry_body).collect())?;
+        if let Some(mut plan) = store.link_after_guess(campaign_id, bodies)? {
+            let mut waited = false;
+            loop {
+                let wrote = store
+                    .write_if_unchanged(campaign_id, version, &plan.expected, &plan.linked, batch)
+                    .await;
+                match wrote {
+                    Ok(Appended::Written(ballots)) => {
+                        return Ok(ballots.into_iter().map(Ok).collect());
+                    }
+                    // Sent after the batch before it but arrived first: once that batch is
+                    // done, the head is the one expected (or that batch failed, and the
+                    // second try says so).
+                    Ok(Appended::Early) if !waited => {
+                        metrics::counter!("ballot_batch_resent_total").increment(1);
+                        if let Some(before) = plan.before.as_mut() {
+                            let _ = before.changed().await;
+                        }
+                        waited = true;
+                    }
+                    Ok(Appended::Early | Appended::Moved) => {
+                        metrics::counter!("ballot_batch_rechecked_total").increment(1);
+                        store.give_up_guess(campaign_id, plan.generation);
+                        break;
+                    }
+                    Err(e) => {
+                        store.give_up_guess(campaign_id, plan.generation);
+                        return Err(e);
+                    }
+                }
             }
-            None => metrics::counter!("ballot_batch_rechecked_total").increment(1),
         }
     }
     let results = store.record_ballots_checked(batch).await;
     // The checked path appends the batch's entries last, under the head's lock: the head is
     // its last ballot's entry (unknown when none was written).
-    *head = results
+    let head = results
         .as_ref()
         .ok()
         .and_then(|r| r.iter().flatten().max_by_key(|b| b.seq))
         .map(|b| (b.seq, b.receipt.clone()));
+    store.set_guess(campaign_id, head);
     results
 }
 
 impl PgStore {
-    fn head_slot(&self, campaign_id: i64) -> HeadSlot {
-        self.heads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(campaign_id)
-            .or_default()
-            .clone()
+    fn guesses(&self) -> std::sync::MutexGuard<'_, HashMap<i64, HeadGuess>> {
+        self.heads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fast path of `record_ballot_batch`: the ballots and the head they left, or `None`
-    /// when the statement found the version or the head moved and wrote nothing. A refusal
-    /// PostgreSQL makes before committing answers `None` too (a repeated key, say, that the
-    /// checked path then refuses); any other error may have come after the commit (a broken
-    /// connection, a server shutting down) and is returned: writing the batch again could
-    /// record it twice, so it fails, as a failed commit does.
+    /// Links `bodies` after the head this instance expects, and expects the head they leave
+    /// from now on; `None` when the head is not known.
+    fn link_after_guess(
+        &self,
+        campaign_id: i64,
+        bodies: Vec<(serde_json::Value, String)>,
+    ) -> StoreResult<Option<Planned>> {
+        let mut guesses = self.guesses();
+        let guess = guesses.entry(campaign_id).or_default();
+        let Some(expected) = guess.head.take() else {
+            return Ok(None);
+        };
+        let linked = link_after(expected.clone(), bodies)?;
+        guess.head = Some(linked.head.clone());
+        let (done, done_rx) = tokio::sync::watch::channel(());
+        Ok(Some(Planned {
+            expected,
+            linked,
+            generation: guess.generation,
+            before: guess.last_done.replace(done_rx),
+            _done: done,
+        }))
+    }
+
+    /// Forgets the guess of `generation`, which a batch found wrong (or could not tell):
+    /// the batches linked after it are wrong too, and the next ones are checked.
+    fn give_up_guess(&self, campaign_id: i64, generation: u64) {
+        let mut guesses = self.guesses();
+        let guess = guesses.entry(campaign_id).or_default();
+        if guess.generation == generation {
+            guess.head = None;
+            guess.generation += 1;
+        }
+    }
+
+    /// The head a checked write left (`None`: unknown).
+    fn set_guess(&self, campaign_id: i64, head: Option<(i64, String)>) {
+        let mut guesses = self.guesses();
+        let guess = guesses.entry(campaign_id).or_default();
+        guess.head = head;
+        guess.generation += 1;
+    }
+
+    /// The fast path of `record_ballot_batch`: what the one statement did. A refusal
+    /// PostgreSQL makes before committing answers `Moved` too (a repeated key, say, that the checked path then
+    /// refuses); any other error may have come after the commit (a broken connection, a
+    /// server shutting down) and is returned: writing the batch again could record it twice,
+    /// so it fails, as a failed commit does.
     async fn write_if_unchanged(
         &self,
         campaign_id: i64,
         version: i64,
-        expected: (i64, String),
+        expected: &(i64, String),
+        linked: &Linked,
         batch: &[NewBallot],
-    ) -> StoreResult<Option<(Vec<Ballot>, (i64, String))>> {
-        let linked = chain(
-            expected.clone(),
-            batch.iter().map(NewBallot::entry_body).collect(),
-        )?;
+    ) -> StoreResult<Appended> {
         let members: Vec<&NewBallot> = batch.iter().collect();
         let mut conn = self.pool.acquire().await?;
-        match write_ballots_at_once(
-            &mut conn,
-            campaign_id,
-            version,
-            &expected,
-            &linked,
-            &members,
-        )
-        .await
+        match write_ballots_at_once(&mut conn, campaign_id, version, expected, linked, &members)
+            .await
         {
             // Committed with the statement: nothing can fail after it but the reading of its
             // rows, which every batch does.
-            Ok(written) => Ok(written.map(|ballots| (ballots, linked.head))),
+            Ok(appended) => Ok(appended),
             // Refusals that PostgreSQL makes before a statement commits: a repeated key, a
             // lock or serialization conflict. Any other error may have come after the commit.
             Err(StoreError::Database(sqlx::Error::Database(e)))
@@ -150,7 +218,7 @@ impl PgStore {
                 ) =>
             {
                 tracing::info!(error = %e, campaign_id, "ballot batch refused in one statement; checking it again");
-                Ok(None)
+                Ok(Appended::Moved)
             }
             Err(e) => Err(e),
         }
@@ -159,14 +227,15 @@ impl PgStore {
 
 /// Records one campaign's share of a ballot batch in one statement: the entries, the new
 /// head, the ballots and their votes, provided the campaign is still at `version` and its
-/// chain at `expected` (`None`, and nothing written, otherwise). The campaign's row is
+/// chain at `expected` (nothing written otherwise, and the answer says whether the head was
+/// behind or elsewhere). The campaign's row is
 /// share-locked first, as every change of the campaign locks it for update (and its writes
 /// move the version on). Then the head's row, the lock every batch of the campaign queues on, held
 /// from this statement to its commit: locking it waits for the batch before to commit and
 /// reads the head that batch left (a plain `WHERE` on the head would judge the version of
 /// the row this statement's snapshot saw, and give up on a head that is just moving). The
 /// arrays are bound whole (`UNNEST`), so the statement has one shape whatever the batch
-/// size and is prepared once per connection. Returns the ballots in the order of `members`.
+/// size and is prepared once per connection.
 async fn write_ballots_at_once(
     conn: &mut sqlx::PgConnection,
     campaign_id: i64,
@@ -174,7 +243,7 @@ async fn write_ballots_at_once(
     expected: &(i64, String),
     linked: &Linked,
     members: &[&NewBallot],
-) -> StoreResult<Option<Vec<Ballot>>> {
+) -> StoreResult<Appended> {
     let e = &linked.entries;
     let mut ids = Vec::with_capacity(members.len());
     for b in members {
@@ -218,7 +287,7 @@ async fn write_ballots_at_once(
             FROM UNNEST($16::bigint[], $17::bigint[]) AS v (seq, candidate_id)
             JOIN ballots b ON b.seq = v.seq
         )
-        SELECT * FROM ballots"
+        SELECT l.seq AS head_seq, b.* FROM locked l LEFT JOIN ballots b ON true"
     ))
     .bind(campaign_id)
     .bind(e.iter().map(|x| x.seq).collect::<Vec<_>>())
@@ -247,8 +316,44 @@ async fn write_ballots_at_once(
     .bind(&expected.1)
     .fetch_all(&mut *conn)
     .await?;
-    if rows.is_empty() {
-        return Ok(None);
+    let Some(first) = rows.first() else {
+        return Ok(Appended::Moved);
+    };
+    if first.try_get::<Option<i64>, _>("id")?.is_none() {
+        let seen: i64 = first.try_get("head_seq")?;
+        return Ok(if seen < expected.0 {
+            Appended::Early
+        } else {
+            Appended::Moved
+        });
     }
-    in_member_order(&rows, e).map(Some)
+    in_member_order(&rows, e).map(Appended::Written)
+}
+
+/// `write_ballots_at_once` for the checked path, which holds the head's lock itself.
+async fn write_ballots_under_lock(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: i64,
+    version: i64,
+    expected: &(i64, String),
+    linked: &Linked,
+    members: &[&NewBallot],
+) -> StoreResult<Option<Vec<Ballot>>> {
+    Ok(
+        match write_ballots_at_once(conn, campaign_id, version, expected, linked, members).await? {
+            Appended::Written(ballots) => Some(ballots),
+            Appended::Early | Appended::Moved => None,
+        },
+    )
+}
+
+/// What the one-statement write did.
+enum Appended {
+    /// The ballots, in the order of the batch.
+    Written(Vec<Ballot>),
+    /// Nothing: the head was behind the one expected (the batch linked before has not
+    /// committed yet: its statement reached PostgreSQL after this one).
+    Early,
+    /// Nothing: the campaign's version or its head is not the one expected.
+    Moved,
 }
