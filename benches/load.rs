@@ -239,6 +239,13 @@ fn stage(text: &str, name: &str, q: f64) -> (f64, f64) {
     (mean, at)
 }
 
+/// A counter's value; a counter never incremented is not rendered at all (and SQLite's
+/// writer never guesses).
+fn occurrences(text: &str, name: &str) -> f64 {
+    let n = sample(text, name);
+    if n.is_nan() { 0.0 } else { n }
+}
+
 fn print_stages(text: &str) {
     println!(
         "mean ballots per batch (group commit run): {:.1}",
@@ -246,11 +253,11 @@ fn print_stages(text: &str) {
     );
     println!(
         "batches written again after a wrong guess of the chain's head: {}",
-        sample(text, "ballot_batch_rechecked_total")
+        occurrences(text, "ballot_batch_rechecked_total")
     );
     println!(
         "batches sent again after arriving before the batch they follow: {}",
-        sample(text, "ballot_batch_resent_total")
+        occurrences(text, "ballot_batch_resent_total")
     );
     for (label, name) in [
         ("counter store step", "ballot_counters_duration_seconds"),
@@ -260,7 +267,7 @@ fn print_stages(text: &str) {
         let (mean, p50) = stage(text, name, 0.5);
         let (_, p99) = stage(text, name, 0.99);
         println!(
-            "  {label:<20} mean {:>5.1} ms   p50 {:>5.1} ms   p99 {:>5.1} ms",
+            "  {label:<20} mean {:>5.2} ms   p50 {:>5.2} ms   p99 {:>5.2} ms",
             mean * 1000.0,
             p50 * 1000.0,
             p99 * 1000.0

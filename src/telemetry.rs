@@ -38,8 +38,8 @@ const BALLOT_STAGES: [&str; 3] = [
     "ballot_write_duration_seconds",
 ];
 const BALLOT_STAGE_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.1, 0.25,
-    1.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035,
+    0.05, 0.1, 0.25, 1.0,
 ];
 
 /// The process-wide Prometheus recorder (installed on first use).

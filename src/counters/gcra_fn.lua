@@ -13,8 +13,10 @@ local function redis_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function gcra(key, interval, burst, now)
-  local tat = tonumber(redis.call('GET', key) or '0')
+-- gcra_at(key, tat, ...): the same with the key's value already read (`tat`, false for none),
+-- so that a script with several limits reads them all in one MGET.
+local function gcra_at(key, tat, interval, burst, now)
+  tat = tonumber(tat or '0')
   if tat < now then
     tat = now
   end
@@ -25,4 +27,8 @@ local function gcra(key, interval, burst, now)
   local new_tat = tat + interval
   redis.call('SET', key, new_tat, 'PX', new_tat - now + 1000)
   return 0
+end
+
+local function gcra(key, interval, burst, now)
+  return gcra_at(key, redis.call('GET', key), interval, burst, now)
 end

@@ -25,11 +25,14 @@ local read = o.pace and read_pace(o.pace)
 if o.pace and not read then
   return -1
 end
-local now = limits > 0 and redis_now()
-for i = 1, limits do
-  local wait = gcra(KEYS[3 + i], tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i]), now)
-  if wait > 0 then
-    return { wait, {}, {} }
+if limits > 0 then
+  local now = redis_now()
+  local tats = redis.call('MGET', unpack(KEYS, 4, 3 + limits))
+  for i = 1, limits do
+    local wait = gcra_at(KEYS[3 + i], tats[i], tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i]), now)
+    if wait > 0 then
+      return { wait, {}, {} }
+    end
   end
 end
 local signals = observe(o, read)
