@@ -261,14 +261,18 @@ pub async fn staff_login(client: &reqwest::Client, base: &str) -> String {
     login["token"].as_str().expect("staff login").to_string()
 }
 
-/// Removes the benchmark's PostgreSQL database (the SQLite file is in the temp directory).
+/// Removes the benchmark's database: its PostgreSQL database, or its SQLite file with the
+/// write-ahead log beside it (a gigabyte after a load run).
 pub fn drop_database(env: &[(&str, String)]) {
-    let Some((_, url)) = env
-        .iter()
-        .find(|(k, v)| *k == "DATABASE_URL" && v.starts_with("postgres"))
-    else {
+    let Some((_, url)) = env.iter().find(|(k, _)| *k == "DATABASE_URL") else {
         return;
     };
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        return;
+    }
     let Some((base, name)) = url.rsplit_once('/') else {
         return;
     };
