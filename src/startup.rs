@@ -68,9 +68,11 @@ pub async fn services(settings: Settings) -> Result<Services, StartError> {
             "MINYI_WECHAT_APPID / MINYI_WECHAT_SECRET not set: WeChat login answers 503"
         );
     }
+    // PostgreSQL: two batches of a campaign in flight, four in all (each holds a connection
+    // of the pool while it waits for the one before it).
     let (writers, lanes) = match settings.database_kind {
-        DatabaseKind::Postgres => (2, Lanes::PerCampaign),
-        DatabaseKind::Sqlite => (1, Lanes::One),
+        DatabaseKind::Postgres => ((2, 4), Lanes::PerCampaign),
+        DatabaseKind::Sqlite => ((1, 1), Lanes::One),
     };
     let ballots = crate::app::batcher::Batcher::start(
         store.clone(),

@@ -44,6 +44,9 @@ struct Inner {
     max: usize,
     wait: Duration,
     writers: usize,
+    /// Batches written at once over all lanes: each holds a database connection while it
+    /// waits for the batch before it, and the pool serves every other request too.
+    in_all: Arc<Semaphore>,
     lanes: Lanes,
     /// The lanes' tasks run here, whichever thread a ballot arrives on.
     runtime: tokio::runtime::Handle,
@@ -57,13 +60,13 @@ impl Batcher {
     /// `writers`: batches of a lane written at the same time. On PostgreSQL two: the next
     /// batch is linked after the one being written and waits for it in the database (see
     /// `store::postgres`); on SQLite, which has one writer at a time, one (others would only
-    /// wait in its busy loop).
+    /// wait in its busy loop). `in_all`: batches written at the same time over all lanes.
     pub fn start(
         store: Arc<dyn Store>,
         counters: Arc<dyn Counters>,
         max: usize,
         wait: Duration,
-        writers: usize,
+        (writers, in_all): (usize, usize),
         lanes: Lanes,
     ) -> Self {
         Self {
@@ -73,6 +76,7 @@ impl Batcher {
                 max: max.max(1),
                 wait,
                 writers: writers.max(1),
+                in_all: Arc::new(Semaphore::new(in_all.max(1))),
                 lanes,
                 runtime: tokio::runtime::Handle::current(),
                 senders: Default::default(),
@@ -115,6 +119,7 @@ impl Inner {
                     self.max,
                     self.wait,
                     self.writers,
+                    self.in_all.clone(),
                     rx,
                 ));
                 jobs
@@ -130,6 +135,7 @@ async fn collect(
     max: usize,
     wait: Duration,
     writers: usize,
+    in_all: Arc<Semaphore>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let writers = Arc::new(Semaphore::new(writers));
@@ -149,10 +155,15 @@ async fn collect(
                 _ => break,
             }
         }
+        // Taken in the order the lane closes its batches, so a batch never holds the permit
+        // that the batch it follows still waits for.
+        let Ok(shared) = in_all.clone().acquire_owned().await else {
+            break;
+        };
         let (store, counters) = (store.clone(), counters.clone());
         tokio::spawn(async move {
             write(store.as_ref(), counters.as_ref(), batch).await;
-            drop(permit);
+            drop((permit, shared));
         });
     }
 }

@@ -184,6 +184,13 @@ impl PgStore {
     fn set_guess(&self, campaign_id: i64, head: Option<(i64, String)>) {
         let mut guesses = self.guesses();
         let guess = guesses.entry(campaign_id).or_default();
+        // Two checked writes can report in the other order than they committed, and a batch
+        // may be linked after the head already: a head behind the guess is not the newer one.
+        if let (Some(new), Some(known)) = (&head, &guess.head)
+            && new.0 < known.0
+        {
+            return;
+        }
         guess.head = head;
         guess.generation += 1;
     }

@@ -18,6 +18,7 @@ on_both_backends!(
     when_the_ledger_refuses_a_ballot_is_503_and_its_quota_is_given_back,
     with_batches_of_one_ballot_the_counts_are_just_as_exact,
     ballots_racing_an_organizers_changes_are_all_on_one_chain,
+    ballots_racing_into_twelve_campaigns_are_exact_on_each_chain,
 );
 
 async fn with_batches_of_one_ballot_the_counts_are_just_as_exact(backend: Backend) {
@@ -475,6 +476,54 @@ async fn ballots_racing_an_organizers_changes_are_all_on_one_chain(backend: Back
         .unwrap();
     let ballots = entries.iter().filter(|e| e.kind == "ballot").count();
     assert_eq!(ballots, 600);
+}
+
+/// Batches are written by campaign (on PostgreSQL each campaign's batches in a lane of their
+/// own, two at a time, each holding a connection while it waits for the one before): many
+/// campaigns voted at once, through a small pool, leave every count and every chain exact.
+async fn ballots_racing_into_twelve_campaigns_are_exact_on_each_chain(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("dev_login", "true"), ("db_max_connections", "6")],
+    )
+    .await;
+    let org = app.staff("many.organizer", Role::Organizer).await;
+    let mut campaigns = Vec::new();
+    for n in 0..12 {
+        let now = chrono::Utc::now();
+        let body = json!({"kind": "selection", "title": format!("投票测试{n}"),
+            "rules": rules(10, 1, 1, "live"),
+            "phases": [{"phase": "voting", "starts_at": now - chrono::Duration::hours(1),
+                        "ends_at": now + chrono::Duration::days(1)}]});
+        campaigns.push(open_campaign_as(&app, org.clone(), body, 3).await);
+    }
+    let tokens = app.dev_citizens("oManyCampaigns", 40).await;
+    let casts: Vec<(usize, usize)> = (0..40).flat_map(|v| (0..12).map(move |c| (v, c))).collect();
+    let statuses: Vec<u16> = futures_util::stream::iter(casts)
+        .map(|(v, c)| {
+            let (app, tokens, campaigns) = (&app, &tokens, &campaigns);
+            async move {
+                let (id, cands, _) = &campaigns[c];
+                ballot(app, id, &tokens[v], &[&cands[v % 3]], None)
+                    .await
+                    .status
+            }
+        })
+        .buffer_unordered(96)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    for (id, cands, _) in &campaigns {
+        let ledger = assert_counts_match_ledger(&app, id).await;
+        for (i, c) in cands.iter().enumerate() {
+            let expected = (0..40).filter(|v| v % 3 == i).count() as i64;
+            assert_eq!(
+                ledger[&c.parse::<i64>().unwrap()],
+                expected,
+                "campaign {id}"
+            );
+        }
+    }
 }
 
 /// A change written without taking the campaign's lock (as an instance of an older version
