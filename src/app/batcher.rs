@@ -39,20 +39,27 @@ pub struct Batcher {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
-    counters: Arc<dyn Counters>,
-    max: usize,
-    wait: Duration,
-    writers: usize,
-    /// Batches written at once over all lanes: each holds a database connection while it
-    /// waits for the batch before it, and the pool serves every other request too.
-    in_all: Arc<Semaphore>,
+    writing: Writing,
     lanes: Lanes,
     /// The lanes' tasks run here, whichever thread a ballot arrives on.
     runtime: tokio::runtime::Handle,
     /// Lanes by campaign (0 for the one lane). A lane lives as long as the service: there are
     /// as many as campaigns that received ballots, a few dozen a year.
     senders: std::sync::Mutex<HashMap<i64, mpsc::Sender<Job>>>,
+}
+
+/// What each lane needs: where batches go, and how they are closed and written.
+#[derive(Clone)]
+struct Writing {
+    store: Arc<dyn Store>,
+    counters: Arc<dyn Counters>,
+    max: usize,
+    wait: Duration,
+    /// Batches of one lane written at once.
+    writers: usize,
+    /// Batches written at once over all lanes: each holds a database connection while it
+    /// waits for the batch before it, and the pool serves every other request too.
+    in_all: Arc<Semaphore>,
 }
 
 impl Batcher {
@@ -71,12 +78,14 @@ impl Batcher {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
-                counters,
-                max: max.max(1),
-                wait,
-                writers: writers.max(1),
-                in_all: Arc::new(Semaphore::new(in_all.max(1))),
+                writing: Writing {
+                    store,
+                    counters,
+                    max: max.max(1),
+                    wait,
+                    writers: writers.max(1),
+                    in_all: Arc::new(Semaphore::new(in_all.max(1))),
+                },
                 lanes,
                 runtime: tokio::runtime::Handle::current(),
                 senders: Default::default(),
@@ -112,16 +121,9 @@ impl Inner {
         senders
             .entry(lane)
             .or_insert_with(|| {
-                let (jobs, rx) = mpsc::channel::<Job>(self.max * self.writers * 4);
-                self.runtime.spawn(collect(
-                    self.store.clone(),
-                    self.counters.clone(),
-                    self.max,
-                    self.wait,
-                    self.writers,
-                    self.in_all.clone(),
-                    rx,
-                ));
+                let w = &self.writing;
+                let (jobs, rx) = mpsc::channel::<Job>(w.max * w.writers * 4);
+                self.runtime.spawn(collect(w.clone(), rx));
                 jobs
             })
             .clone()
@@ -129,16 +131,8 @@ impl Inner {
 }
 
 /// A lane: closes batches and writes them, `writers` at a time.
-async fn collect(
-    store: Arc<dyn Store>,
-    counters: Arc<dyn Counters>,
-    max: usize,
-    wait: Duration,
-    writers: usize,
-    in_all: Arc<Semaphore>,
-    mut rx: mpsc::Receiver<Job>,
-) {
-    let writers = Arc::new(Semaphore::new(writers));
+async fn collect(w: Writing, mut rx: mpsc::Receiver<Job>) {
+    let writers = Arc::new(Semaphore::new(w.writers));
     // A writer is taken before the batch is closed: while every writer is busy, ballots pile
     // up in the channel and the next batch takes them all at once, so batches grow with the
     // load instead of with the wait.
@@ -148,8 +142,8 @@ async fn collect(
         };
         let Some(first) = rx.recv().await else { break };
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < max {
+        let deadline = tokio::time::Instant::now() + w.wait;
+        while batch.len() < w.max {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(job)) => batch.push(job),
                 _ => break,
@@ -157,10 +151,10 @@ async fn collect(
         }
         // Taken in the order the lane closes its batches, so a batch never holds the permit
         // that the batch it follows still waits for.
-        let Ok(shared) = in_all.clone().acquire_owned().await else {
+        let Ok(shared) = w.in_all.clone().acquire_owned().await else {
             break;
         };
-        let (store, counters) = (store.clone(), counters.clone());
+        let (store, counters) = (w.store.clone(), w.counters.clone());
         tokio::spawn(async move {
             write(store.as_ref(), counters.as_ref(), batch).await;
             drop((permit, shared));

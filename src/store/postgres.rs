@@ -96,7 +96,6 @@ async fn record_ballot_batch(
     {
         let bodies = canonical_bodies(batch.iter().map(NewBallot::entry_body).collect())?;
         if let Some(mut plan) = store.link_after_guess(campaign_id, bodies)? {
-            let mut waited = false;
             loop {
                 let wrote = store
                     .write_if_unchanged(campaign_id, version, &plan.expected, &plan.linked, batch)
@@ -107,13 +106,12 @@ async fn record_ballot_batch(
                     }
                     // Sent after the batch before it but arrived first: once that batch is
                     // done, the head is the one expected (or that batch failed, and the
-                    // second try says so).
-                    Ok(Appended::Early) if !waited => {
+                    // second try says so). Sent again once only: `before` is taken.
+                    Ok(Appended::Early) if plan.before.is_some() => {
                         metrics::counter!("ballot_batch_resent_total").increment(1);
-                        if let Some(before) = plan.before.as_mut() {
+                        if let Some(mut before) = plan.before.take() {
                             let _ = before.changed().await;
                         }
-                        waited = true;
                     }
                     Ok(Appended::Early | Appended::Moved) => {
                         metrics::counter!("ballot_batch_rechecked_total").increment(1);
@@ -196,8 +194,8 @@ impl PgStore {
     }
 
     /// The fast path of `record_ballot_batch`: what the one statement did. A refusal
-    /// PostgreSQL makes before committing answers `Moved` too (a repeated key, say, that the checked path then
-    /// refuses); any other error may have come after the commit (a broken connection, a
+    /// PostgreSQL makes before committing answers `Moved` too (a repeated key, say, that the
+    /// checked path then refuses); any other error may have come after the commit (a broken connection, a
     /// server shutting down) and is returned: writing the batch again could record it twice,
     /// so it fails, as a failed commit does.
     async fn write_if_unchanged(
@@ -235,10 +233,9 @@ impl PgStore {
 /// Records one campaign's share of a ballot batch in one statement: the entries, the new
 /// head, the ballots and their votes, provided the campaign is still at `version` and its
 /// chain at `expected` (nothing written otherwise, and the answer says whether the head was
-/// behind or elsewhere). The campaign's row is
-/// share-locked first, as every change of the campaign locks it for update (and its writes
-/// move the version on). Then the head's row, the lock every batch of the campaign queues on, held
-/// from this statement to its commit: locking it waits for the batch before to commit and
+/// behind or elsewhere). The campaign's row is share-locked first, as every change of the
+/// campaign locks it for update (and its writes move the version on). Then the head's row,
+/// the lock every batch of the campaign queues on, held from this statement to its commit: locking it waits for the batch before to commit and
 /// reads the head that batch left (a plain `WHERE` on the head would judge the version of
 /// the row this statement's snapshot saw, and give up on a head that is just moving). The
 /// arrays are bound whole (`UNNEST`), so the statement has one shape whatever the batch
