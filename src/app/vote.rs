@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Services, recount, review};
 use crate::counters::{
     BallotOutcome, BallotStep, CounterError, Observation, Observed, PaceProbe, QuotaOutcome,
-    QuotaRequest, Throttle, idempotency_key,
+    QuotaRequest, Throttle, idempotency_key, pace_prefix,
 };
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, FraudPolicy, Kind, current_phase};
@@ -327,7 +327,7 @@ impl Probe {
             .iter()
             .map(|(_, _, n, w)| (n.clone(), *w))
             .collect();
-        probe.pace = Some(format!("{tag}~pace"));
+        probe.pace = Some(pace_prefix(campaign.id));
         probe
     }
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    APPLIED_KEPT, CounterResult, Counters, Observation, Observed, PACE_BEFORE_MINUTES,
-    PACE_RECENT_MINUTES, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, day_key,
-    pace_of, ready_key, total_key, voter_day_key, voter_total_key,
+    APPLIED_KEPT, CounterResult, Counters, Observation, Observed, PACE_SPAN, PaceVotes,
+    QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, day_key, pace_of, ready_key,
+    total_key, voter_day_key, voter_total_key,
 };
 
 #[derive(Default)]
@@ -117,26 +117,42 @@ impl Counters for MemoryCounters {
         }
         let mut pace = Vec::new();
         if let Some(p) = &o.pace {
-            let buckets = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
-            let minutes = state.pace.entry(p.prefix.clone()).or_default();
-            // Minutes that can no longer be read are dropped as time moves on.
-            *minutes = minutes.split_off(&(p.minute - buckets));
-            let current = minutes.entry(p.minute).or_default();
+            let empty = Default::default();
+            let minutes = state.pace.get(&p.prefix).unwrap_or(&empty);
             for c in p.candidates {
-                *current.0.entry(*c).or_default() += 1;
-            }
-            current.1 += p.candidates.len() as u64;
-            for c in p.candidates {
-                let per_minute: Vec<(u64, u64)> = (0..buckets)
+                let per_minute: Vec<(u64, u64)> = (0..PACE_SPAN)
                     .map(|i| match minutes.get(&(p.minute - i)) {
                         Some((votes, all)) => (votes.get(c).copied().unwrap_or(0), *all),
                         None => (0, 0),
                     })
                     .collect();
-                pace.push(pace_of(&per_minute));
+                let mut counted = pace_of(&per_minute);
+                // The ballot's own votes, not counted until it is committed.
+                counted.recent += 1;
+                counted.recent_all += p.candidates.len() as u64;
+                pace.push(counted);
             }
         }
         Ok(Observed { sizes, pace })
+    }
+
+    async fn count_pace(&self, prefix: &str, votes: &PaceVotes) -> CounterResult<()> {
+        let Some(latest) = votes.keys().next_back() else {
+            return Ok(());
+        };
+        let mut state = self.lock();
+        let minutes = state.pace.entry(prefix.to_string()).or_default();
+        for (minute, candidates) in votes {
+            let bucket = minutes.entry(*minute).or_default();
+            for (c, n) in candidates {
+                *bucket.0.entry(*c).or_default() += n;
+                bucket.1 += n;
+            }
+        }
+        // Minutes that can no longer be read are dropped as time moves on.
+        let kept = minutes.split_off(&(latest - PACE_SPAN));
+        *minutes = kept;
+        Ok(())
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -81,7 +81,9 @@ pub struct Observation<'a> {
     pub pace: Option<PaceProbe<'a>>,
 }
 
-/// The ballot's candidates, counted in the minute bucket `minute` under `prefix`.
+/// The ballot's candidates, whose pace is read at minute `minute` from the votes counted
+/// under `prefix` (see `pace_prefix`). Only committed ballots are counted there, a batch at
+/// a time (`Counters::count_pace`); the answer adds this ballot's own votes.
 #[derive(Debug, Clone)]
 pub struct PaceProbe<'a> {
     pub prefix: String,
@@ -118,6 +120,8 @@ pub enum BallotOutcome {
 /// Minutes of the "recent" pace (this one and the one before) and of the pace before it.
 pub const PACE_RECENT_MINUTES: i64 = 2;
 pub const PACE_BEFORE_MINUTES: i64 = 10;
+/// The minutes of both windows.
+pub const PACE_SPAN: i64 = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -167,6 +171,14 @@ pub fn idempotency_key(campaign_id: i64, voter: &str, key: &str) -> String {
     )
 }
 
+/// Where a campaign's votes per minute are counted for the candidates' pace.
+pub fn pace_prefix(campaign_id: i64) -> String {
+    format!("{{c{campaign_id}}}~pace")
+}
+
+/// Committed votes per minute (Unix time / 60), then per candidate, for the pace.
+pub type PaceVotes = std::collections::BTreeMap<i64, std::collections::BTreeMap<i64, u64>>;
+
 pub fn ready_key(campaign_id: i64) -> String {
     format!("{{c{campaign_id}}}:ready")
 }
@@ -210,8 +222,12 @@ pub trait Counters: Send + Sync + 'static {
     /// The value of `key`, 0 when absent or expired.
     async fn get(&self, key: &str) -> CounterResult<i64>;
     /// Records one ballot's risk signals and returns what they measure, in one step (one
-    /// round trip to Redis). The keys share one campaign's hash tag.
+    /// round trip to Redis). The keys share one campaign's hash tag. The pace is read, not
+    /// counted: `count_pace` counts the ballot once it is committed.
     async fn observe(&self, o: &Observation<'_>) -> CounterResult<Observed>;
+    /// Counts a committed batch's votes for the pace of its candidates, under `prefix`.
+    /// Once a batch rather than once a ballot, so that a ballot's risk step only reads.
+    async fn count_pace(&self, prefix: &str, votes: &PaceVotes) -> CounterResult<()>;
     /// All that the store does for one ballot, in one step (one round trip to Redis): the
     /// shared rate limits, if any (when one refuses, nothing else happens), then the
     /// risk signals, if any, then the quotas. For a ballot that nothing can refuse between

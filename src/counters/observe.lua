@@ -3,8 +3,8 @@
 --
 -- KEYS[1..n]    the sets
 -- KEYS[n+1]     the campaign's pace sums (absent, with the buckets: no pace)
--- KEYS[n+2..]   the pace buckets, this minute's first: this minute's alone, or every bucket
---               of the windows (when the script asked for them)
+-- KEYS[n+2..]   none, or (when the script asked for them) the pace bucket of every minute
+--               of the windows, this minute's first
 -- ARGV[1]       the member
 -- ARGV[2]       n, the number of sets
 -- ARGV[3..n+2]  each set's window, seconds

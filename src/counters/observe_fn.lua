@@ -1,5 +1,5 @@
 -- observe_fn: the risk step as a function, put in front of the scripts that record a
--- ballot's signals (observe.lua, observe_take.lua). Not a script by itself.
+-- ballot's signals (observe.lua, take_ballot.lua). Not a script by itself.
 --
 -- observe(o, read) records one ballot's signals and returns what they measure: `o` holds
 -- the sets, their windows, the member and the pace (observe_args() reads them from a
@@ -10,26 +10,27 @@
 -- holds. A set lives its window (`windows[i]`, seconds) from its first member, so counts are
 -- per window.
 --
--- Pace (nil for none): the ballot's candidates are counted in this minute's bucket (a hash:
--- field per candidate, `*` for all votes; it lives `pace.ttl` seconds from its first vote),
--- and each candidate's votes, and all votes, are measured over the `recent` minutes up to
--- this one and over the minutes before them, `span` minutes in all. Adding up the buckets
+-- Pace (nil for none): each candidate's votes, and all votes, over the `recent` minutes up
+-- to this one and over the minutes before them, `span` minutes in all, as committed ballots
+-- left them (count_pace.lua counts a batch's votes in a bucket per minute: a hash, field per
+-- candidate, `*` for all votes, living `pace.ttl` seconds from its first vote). The ballot
+-- only reads, and its answer adds its own votes to the recent window. Adding up the buckets
 -- for every ballot was the costliest part of the risk step, so a sums hash keeps the two
 -- windows' totals for one minute (`@`): fields `r:<candidate>`, `r:*` (recent) and
--- `b:<candidate>`, `b:*` (before). Every vote counted in a bucket inside the sums' windows is
--- added to them too, so they always equal the buckets' totals. The first ballot of a minute
--- adds the buckets up afresh for that minute; a ballot from a clock behind the sums' minute
--- adds its own buckets up (as every ballot did before). The answer is the same either way.
+-- `b:<candidate>`, `b:*` (before). count_pace.lua adds every vote it counts inside the sums'
+-- windows to them too, so they always equal the buckets' totals. The first ballot of a
+-- minute adds the buckets up afresh for that minute; a ballot from a clock behind the sums'
+-- minute adds its own buckets up. The answer is the same either way.
 --
--- A ballot of the sums' minute needs only this minute's bucket, so the caller names only
--- that one (a shorter command, on every ballot). When the sums are of another minute, and
--- the caller named fewer than `span` buckets, read_pace() returns nil and the script does
--- nothing: the caller asks again with every bucket named (scripts must name every key they
--- touch). It reads, and writes nothing, so that a script can decide before any write.
+-- A ballot of the sums' minute needs no bucket, so the caller names none (a shorter
+-- command, on every ballot). When the sums are of another minute and the caller named fewer
+-- than `span` buckets, read_pace() returns nil and the script does nothing: the caller asks
+-- again with every bucket named (scripts must name every key they touch). It reads, and
+-- writes nothing, so that a script can decide before any write.
 --
--- pace = { sums = key, buckets = { this minute's key, the minute before's, ... },
+-- pace = { sums = key, buckets = { this minute's key, the minute before's, ... } or {},
 --          minute = this minute, recent = minutes in the recent window, span = minutes in
---          both windows, ttl = seconds, candidates = { ids }, votes = how many candidates }
+--          both windows, ttl = seconds, candidates = { ids } }
 --
 -- Numbers given to redis.call are passed as strings: Redis formats a Lua number with a
 -- costly floating-point printf, and this runs for every ballot.
@@ -67,65 +68,38 @@ local function resum(pace)
   redis.call('EXPIRE', pace.sums, pace.ttl)
 end
 
--- The ballot's pace from the sums of its own minute, whose before fields were read already
--- (`before`: all votes, then per candidate): { all recent, all before, then per candidate
--- recent, before }. The recent fields count this ballot here.
-local function pace_from_sums(pace, before, out)
-  out[#out + 1] = redis.call('HINCRBY', pace.sums, 'r:*', pace.votes)
-  out[#out + 1] = tonumber(before[1] or '0')
-  for i, c in ipairs(pace.candidates) do
-    out[#out + 1] = redis.call('HINCRBY', pace.sums, 'r:' .. c, '1')
-    out[#out + 1] = tonumber(before[i + 1] or '0')
-  end
-end
-
--- A ballot whose minute is behind the sums': its votes go into the sums' windows where its
--- bucket lies in them, and its pace is added up from its own buckets.
-local function pace_behind(pace, at, out)
-  local age = at - pace.minute
-  local window = (age < pace.recent) and 'r:' or 'b:'
-  if age < pace.span then
-    redis.call('HINCRBY', pace.sums, window .. '*', pace.votes)
-    for _, c in ipairs(pace.candidates) do
-      redis.call('HINCRBY', pace.sums, window .. c, '1')
-    end
-  end
-  local r, b = add_up(pace)
-  out[#out + 1] = r['*'] or 0
-  out[#out + 1] = b['*'] or 0
+-- The pace's fields in the sums hash: all votes recent and before, then per candidate.
+local function pace_fields(pace)
+  local fields = { 'r:*', 'b:*' }
   for _, c in ipairs(pace.candidates) do
-    out[#out + 1] = r[c] or 0
-    out[#out + 1] = b[c] or 0
-  end
-end
-
--- Counts the ballot's votes in this minute's bucket.
-local function count(pace)
-  local now = pace.buckets[1]
-  -- A bucket lives `ttl` from its first vote: longer than anyone reads it.
-  if redis.call('HINCRBY', now, '*', pace.votes) == #pace.candidates then
-    redis.call('EXPIRE', now, pace.ttl)
-  end
-  for _, c in ipairs(pace.candidates) do
-    redis.call('HINCRBY', now, c, '1')
-  end
-end
-
--- Reads the sums' minute and the ballot's before fields, in one read: they serve as they
--- are when the sums are of this minute (for all but the first ballot of a minute, mostly).
--- Returns { at = the sums' minute, before = { all, then per candidate }, fields = the before
--- fields' names }, or nil when observe() would need buckets the caller did not name.
-local function read_pace(pace)
-  local fields = { 'b:*' }
-  for _, c in ipairs(pace.candidates) do
+    fields[#fields + 1] = 'r:' .. c
     fields[#fields + 1] = 'b:' .. c
   end
-  local before = redis.call('HMGET', pace.sums, '@', unpack(fields))
-  local at = tonumber(table.remove(before, 1) or '-1')
+  return fields
+end
+
+-- The ballot's answer from totals read in pace_fields() order (strings or numbers, nil for
+-- none), with its own votes added to the recent window.
+local function answer(pace, totals, out)
+  out[#out + 1] = tonumber(totals[1] or 0) + #pace.candidates
+  out[#out + 1] = tonumber(totals[2] or 0)
+  for i = 1, #pace.candidates do
+    out[#out + 1] = tonumber(totals[2 * i + 1] or 0) + 1
+    out[#out + 1] = tonumber(totals[2 * i + 2] or 0)
+  end
+end
+
+-- Reads the sums' minute and the ballot's fields, in one read: they serve as they are when
+-- the sums are of this minute (for all but the first ballot of a minute, mostly). Returns
+-- { at = the sums' minute, totals = the fields' values }, or nil when observe() would need
+-- buckets the caller did not name.
+local function read_pace(pace)
+  local totals = redis.call('HMGET', pace.sums, '@', unpack(pace_fields(pace)))
+  local at = tonumber(table.remove(totals, 1) or '-1')
   if at ~= pace.minute and #pace.buckets < pace.span then
     return nil
   end
-  return { at = at, before = before, fields = fields }
+  return { at = at, totals = totals }
 end
 
 -- `o` as observe_args() gives it, `read` as read_pace() gave it (nil without pace).
@@ -144,19 +118,21 @@ local function observe(o, read)
   if not pace then
     return out
   end
-  local at, before = read.at, read.before
+  local at, totals = read.at, read.totals
   if at < pace.minute then
     -- The first ballot of its minute (or after a quiet spell): the sums start afresh.
     resum(pace)
-    at = pace.minute
-    before = redis.call('HMGET', pace.sums, unpack(read.fields))
+    totals = redis.call('HMGET', pace.sums, unpack(pace_fields(pace)))
+  elseif at > pace.minute then
+    -- A clock behind the sums': its own windows, added up from its buckets.
+    local r, b = add_up(pace)
+    totals = { r['*'] or 0, b['*'] or 0 }
+    for _, c in ipairs(pace.candidates) do
+      totals[#totals + 1] = r[c] or 0
+      totals[#totals + 1] = b[c] or 0
+    end
   end
-  count(pace)
-  if at > pace.minute then
-    pace_behind(pace, at, out)
-  else
-    pace_from_sums(pace, before, out)
-  end
+  answer(pace, totals, out)
   return out
 end
 
@@ -185,7 +161,6 @@ local function observe_args(k, a)
       span = tonumber(ARGV[a + n + 5]),
       ttl = ARGV[a + n + 6],
       candidates = o.candidates,
-      votes = string.format('%d', #o.candidates),
     }
   end
   return o

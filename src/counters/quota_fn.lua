@@ -1,5 +1,5 @@
 -- quota_fn: taking a ballot's quotas as a function, put in front of the scripts that take
--- them (take_quota.lua, observe_take.lua). Not a script by itself.
+-- them (take_quota.lua, take_ballot.lua). Not a script by itself.
 --
 -- take_quota(day, total, ready, limits, candidates) checks and takes every quota of one
 -- ballot in one atomic step (all or nothing).

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use super::{
     APPLIED_KEPT, BallotOutcome, BallotStep, CounterError, CounterResult, Counters, Observation,
-    Observed, PACE_BEFORE_MINUTES, PACE_RECENT_MINUTES, QuotaOutcome, QuotaRequest, Rebuild,
+    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PaceVotes, QuotaOutcome, QuotaRequest, Rebuild,
     RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key,
     take_ballot_in_steps, total_key, voter_day_key, voter_total_key, votes_key,
 };
@@ -70,6 +70,8 @@ static TAKE_BALLOT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
         include_str!("take_ballot.lua")
     ))
 });
+static COUNT_PACE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("count_pace.lua")));
 static GIVE_BACK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("give_back.lua")));
 
@@ -134,9 +136,18 @@ impl RedisCounters {
         )
     }
 
+    /// The pace sums and the bucket of `minute` under a campaign's pace prefix.
+    fn pace_sums_key(&self, prefix: &str) -> String {
+        format!("{}:{prefix}:sums", self.prefix)
+    }
+
+    fn pace_bucket_key(&self, prefix: &str, minute: i64) -> String {
+        format!("{}:{prefix}:{minute}", self.prefix)
+    }
+
     /// Adds observe.lua's keys and arguments for `o` to `inv` (after any it holds). Its last
-    /// arguments are the ballot's candidates: the pace's, or without pace `candidates`. The
-    /// pace buckets named are this minute's alone unless `every_bucket` (see observe_fn.lua).
+    /// arguments are the ballot's candidates: the pace's, or without pace `candidates`. No
+    /// pace bucket is named unless `every_bucket` (see observe_fn.lua).
     fn add_observation(
         &self,
         inv: &mut redis::ScriptInvocation<'_>,
@@ -158,10 +169,10 @@ impl RedisCounters {
             }
             return;
         };
-        inv.key(format!("{}:{}:sums", self.prefix, p.prefix));
-        let named = if every_bucket { PACE_SPAN } else { 1 };
+        inv.key(self.pace_sums_key(&p.prefix));
+        let named = if every_bucket { PACE_SPAN } else { 0 };
         for i in 0..named {
-            inv.key(format!("{}:{}:{}", self.prefix, p.prefix, p.minute - i));
+            inv.key(self.pace_bucket_key(&p.prefix, p.minute - i));
         }
         inv.arg(p.minute)
             .arg(PACE_RECENT_MINUTES)
@@ -237,9 +248,6 @@ impl RedisCounters {
 fn gcra_interval_ms(spec: &crate::domain::rate::RateSpec) -> u64 {
     spec.interval().as_millis().max(1) as u64
 }
-
-/// The minutes of both pace windows.
-const PACE_SPAN: i64 = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
 
 /// A risk step's answer, or its request to be sent again with every pace bucket named (see
 /// observe_fn.lua): -1.
@@ -412,6 +420,28 @@ impl Counters for RedisCounters {
             }
         }
         Err(unavailable("take_ballot asked for its pace buckets twice"))
+    }
+
+    async fn count_pace(&self, prefix: &str, votes: &PaceVotes) -> CounterResult<()> {
+        if votes.is_empty() {
+            return Ok(());
+        }
+        let mut inv = COUNT_PACE.key(self.pace_sums_key(prefix));
+        for minute in votes.keys() {
+            inv.key(self.pace_bucket_key(prefix, *minute));
+        }
+        inv.arg((PACE_SPAN + 1) * 60)
+            .arg(PACE_RECENT_MINUTES)
+            .arg(PACE_SPAN);
+        for (minute, candidates) in votes {
+            inv.arg(*minute).arg(candidates.len());
+            for (c, n) in candidates {
+                inv.arg(*c).arg(*n);
+            }
+        }
+        self.run(|mut c| async move { inv.invoke_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use minyi::counters::{
     BallotOutcome, BallotStep, Counters, MemoryCounters, Observation, Observed, PaceProbe,
-    QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle,
+    PaceVotes, QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle,
 };
 use minyi::domain::rate::RateSpec;
 use minyi::domain::risk::Pace;
@@ -99,7 +99,7 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
 }
 
 /// One ballot's risk step at `minute`: its voter joins one address set; the candidates'
-/// paces come back.
+/// paces come back. Then the ballot is counted for the pace, as its batch's commit does.
 async fn observe_at(
     counters: &dyn Counters,
     minute: i64,
@@ -119,6 +119,8 @@ async fn observe_at(
         })
         .await
         .unwrap();
+    let votes = PaceVotes::from([(minute, candidates.iter().map(|c| (*c, 1)).collect())]);
+    counters.count_pace("{c9}~pace", &votes).await.unwrap();
     (o.sizes, o.pace)
 }
 
@@ -169,6 +171,50 @@ async fn both_stores_measure_the_same_pace_whatever_the_minute() {
         assert_eq!(got.1, [pace(1, 1, 2, 3)], "{name}");
         let got = observe_at(c, 1032, "v9", &[5]).await;
         assert_eq!(got.1, [pace(2, 2, 1, 2)], "{name}");
+    }
+}
+
+/// Three hundred batches count their votes at once, in two minutes, while the sums are of
+/// the later one: a ballot then reads exactly what they counted, from the sums and (at the
+/// next minute) from the buckets added up afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_batches_count_the_pace_exactly() {
+    for counters in stores() {
+        let name = counters.backend();
+        let read = |minute: i64| {
+            let c = counters.clone();
+            async move {
+                c.observe(&Observation {
+                    sets: &[],
+                    member: "v",
+                    pace: Some(PaceProbe {
+                        prefix: "{c8}~pace".into(),
+                        minute,
+                        candidates: &[1, 2, 3],
+                    }),
+                })
+                .await
+                .unwrap()
+                .pace
+            }
+        };
+        // The sums are of minute 2000 from here on.
+        assert_eq!(read(2000).await, vec![pace(1, 3, 0, 0); 3], "{name}");
+        let tasks: Vec<_> = (0..300i64)
+            .map(|i| {
+                let c = counters.clone();
+                // Batch i: one vote for candidate i mod 3 + 1, in minute 2000 or 1999.
+                let votes = PaceVotes::from([(2000 - i % 2, [(i % 3 + 1, 1)].into())]);
+                tokio::spawn(async move { c.count_pace("{c8}~pace", &votes).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Both minutes are recent at 2000: 100 votes each, 300 in all, and the reader's own.
+        assert_eq!(read(2000).await, vec![pace(101, 303, 0, 0); 3], "{name}");
+        // At 2001, minute 1999 is "before": 50 votes each of its 150, 50 of 150 recent.
+        assert_eq!(read(2001).await, vec![pace(51, 153, 50, 150); 3], "{name}");
     }
 }
 
@@ -232,11 +278,15 @@ async fn a_ballot_in_one_step_is_its_signals_then_its_quotas() {
             QuotaOutcome::Taken { remaining_today: 1 },
             "{name}"
         );
-        assert_eq!((seen.sizes, seen.pace), (vec![2], vec![pace(2, 2, 0, 0)]));
+        // The pace counts committed ballots only, and the ballot itself: none is committed.
+        assert_eq!((seen.sizes, seen.pace), (vec![2], vec![pace(1, 1, 0, 0)]));
+        // Two committed (as a batch's commit counts them): the next ballot sees them.
+        let committed = PaceVotes::from([(500, [(3, 2)].into())]);
+        c.count_pace("{c7}~pace", &committed).await.unwrap();
         take_ballot(c, "b", None).await;
         let (seen, outcome) = done(take_ballot(c, "b", None).await);
         assert_eq!(outcome, QuotaOutcome::DailyExhausted, "{name}");
-        assert_eq!(seen.pace, [pace(4, 4, 0, 0)], "{name}");
+        assert_eq!(seen.pace, [pace(3, 3, 0, 0)], "{name}");
     }
 }
 
@@ -256,9 +306,10 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
         }
         other => panic!("not throttled: {other:?}"),
     }
-    // Without the limit, the voter's next ballot finds one vote taken and one observed.
+    // Without the limit, another voter's ballot finds one vote taken and two voters on the
+    // device (the throttled ballot added none); nothing is committed, so the pace is its own.
     let (seen, outcome) = done(take_ballot(&c, "w", None).await);
-    assert_eq!(seen.pace, [pace(2, 2, 0, 0)]);
+    assert_eq!((seen.sizes, seen.pace), (vec![2], vec![pace(1, 1, 0, 0)]));
     assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 1 });
     let (_, outcome) = done(take_ballot(&c, "v", None).await);
     assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
