@@ -98,6 +98,29 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// Redis forgets its scripts when it restarts: the next call loads its script again and
+/// answers as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_step_loads_its_script_again_after_redis_forgot_it() {
+    let c = RedisCounters::new(&redis_url(), &unique("t")).unwrap();
+    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let (_, outcome) = done(take_ballot(&c, "a", None).await);
+    assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 1 });
+    let mut admin = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let (seen, outcome) = done(take_ballot(&c, "a", None).await);
+    assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
+    assert_eq!(seen.sizes, [1]);
+}
+
 /// One ballot's risk step at `minute`: its voter joins one address set; the candidates'
 /// paces come back. Then the ballot is counted for the pace, as its batch's commit does.
 async fn observe_at(
