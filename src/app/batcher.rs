@@ -19,6 +19,8 @@ use crate::store::{Ballot, NewBallot, Store, StoreError, StoreResult};
 
 struct Job {
     ballot: NewBallot,
+    /// Whether its campaign gathers risk signals: then the ballot counts for the pace.
+    paced: bool,
     /// When the ballot was handed over, for the time it waits for its batch to be written.
     queued: Instant,
     reply: oneshot::Sender<StoreResult<Ballot>>,
@@ -93,8 +95,9 @@ impl Batcher {
         }
     }
 
-    /// Records one ballot with whatever else arrives with it; returns once committed.
-    pub async fn record(&self, ballot: NewBallot) -> StoreResult<Ballot> {
+    /// Records one ballot with whatever else arrives with it; returns once committed. `paced`:
+    /// its campaign gathers risk signals, so its votes count for the candidates' pace.
+    pub async fn record(&self, ballot: NewBallot, paced: bool) -> StoreResult<Ballot> {
         let lane = match self.inner.lanes {
             Lanes::One => 0,
             Lanes::PerCampaign => ballot.campaign_id,
@@ -103,6 +106,7 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         jobs.send(Job {
             ballot,
+            paced,
             reply,
             queued: Instant::now(),
         })
@@ -174,7 +178,8 @@ async fn write(store: &dyn Store, counters: &dyn Counters, jobs: Vec<Job>) {
     metrics::histogram!("ballot_write_duration_seconds").record(started.elapsed().as_secs_f64());
     match written {
         Ok(results) => {
-            count_live(counters, &results).await;
+            let paced: Vec<bool> = jobs.iter().map(|j| j.paced).collect();
+            count_live(counters, &results, &paced).await;
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
@@ -190,11 +195,12 @@ async fn write(store: &dyn Store, counters: &dyn Counters, jobs: Vec<Job>) {
 }
 
 /// Adds the recorded ballots to the live counts (per campaign, the votes and the last seq),
-/// and to the candidates' pace (every recorded ballot, held or not: a farm's held votes are
-/// still a surge). Before the ballots are answered, so that a voter's next ballot sees them.
-async fn count_live(counters: &dyn Counters, results: &[StoreResult<Ballot>]) {
+/// and to the candidates' pace (every recorded ballot of a campaign that gathers signals,
+/// held or not: a farm's held votes are still a surge). Before the ballots are answered, so
+/// that a voter's next ballot sees them.
+async fn count_live(counters: &dyn Counters, results: &[StoreResult<Ballot>], paced: &[bool]) {
     tokio::join!(
-        count_pace(counters, results),
+        count_pace(counters, results, paced),
         count_votes(counters, results)
     );
 }
@@ -219,10 +225,12 @@ async fn count_votes(counters: &dyn Counters, results: &[StoreResult<Ballot>]) {
     }
 }
 
-/// Adds the recorded ballots to their campaign's votes per minute, for the pace.
-async fn count_pace(counters: &dyn Counters, results: &[StoreResult<Ballot>]) {
+/// Adds the recorded ballots whose campaign gathers risk signals (`paced`, in the same
+/// order) to their campaign's votes per minute, for the pace.
+async fn count_pace(counters: &dyn Counters, results: &[StoreResult<Ballot>], paced: &[bool]) {
     let mut campaigns: HashMap<i64, PaceVotes> = HashMap::new();
-    for ballot in results.iter().flatten() {
+    let recorded = results.iter().zip(paced).filter(|(_, p)| **p);
+    for ballot in recorded.filter_map(|(r, _)| r.as_ref().ok()) {
         let minute = ballot.cast_at.timestamp().div_euclid(60);
         let votes = campaigns
             .entry(ballot.campaign_id)

@@ -537,7 +537,10 @@ async fn record(
         network_hash: risk.network_hash,
         checked_version: Some(campaign.version),
     };
-    let recorded = services.ballots.record(new).await;
+    let recorded = services
+        .ballots
+        .record(new, campaign.rules.risk.enabled)
+        .await;
     let ballot = match recorded {
         Ok(b) => b,
         Err(e) => {

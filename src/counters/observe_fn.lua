@@ -51,20 +51,30 @@ local function add_up(pace)
   return r, b
 end
 
--- Rebuilds the sums for `minute` from the buckets.
+-- Rebuilds the sums for `minute` from the buckets. The fields go in HSETs of at most 500
+-- (`unpack` fails past some 8,000 values: a campaign with thousands of candidates voted
+-- for in the windows would otherwise lose its sums, its ballots failing with them).
 local function resum(pace)
   local r, b = add_up(pace)
   redis.call('DEL', pace.sums)
-  local args = { '@', pace.minute }
+  local args = { '@', string.format('%d', pace.minute) }
+  local function put(field, n)
+    args[#args + 1] = field
+    args[#args + 1] = string.format('%d', n)
+    if #args >= 1000 then
+      redis.call('HSET', pace.sums, unpack(args))
+      args = {}
+    end
+  end
   for field, n in pairs(r) do
-    args[#args + 1] = 'r:' .. field
-    args[#args + 1] = n
+    put('r:' .. field, n)
   end
   for field, n in pairs(b) do
-    args[#args + 1] = 'b:' .. field
-    args[#args + 1] = n
+    put('b:' .. field, n)
   end
-  redis.call('HSET', pace.sums, unpack(args))
+  if #args > 0 then
+    redis.call('HSET', pace.sums, unpack(args))
+  end
   redis.call('EXPIRE', pace.sums, pace.ttl)
 end
 

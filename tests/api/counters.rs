@@ -99,7 +99,8 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
 }
 
 /// Redis forgets its scripts when it restarts: the next call loads its script again and
-/// answers as if nothing happened.
+/// answers as if nothing happened. (Every script call of the service does so, which is also
+/// why the other tests sharing this Redis do not mind the flush.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ballot_step_loads_its_script_again_after_redis_forgot_it() {
     let c = RedisCounters::new(&redis_url(), &unique("t")).unwrap();
@@ -197,47 +198,112 @@ async fn both_stores_measure_the_same_pace_whatever_the_minute() {
     }
 }
 
-/// Three hundred batches count their votes at once, in two minutes, while the sums are of
-/// the later one: a ballot then reads exactly what they counted, from the sums and (at the
-/// next minute) from the buckets added up afresh.
+/// The pace of candidates 1, 2 and 3 as a ballot for all three reads it at `minute`.
+async fn read_pace(counters: &dyn Counters, prefix: &str, minute: i64) -> Vec<Pace> {
+    counters
+        .observe(&Observation {
+            sets: &[],
+            member: "v",
+            pace: Some(PaceProbe {
+                prefix: prefix.into(),
+                minute,
+                candidates: &[1, 2, 3],
+            }),
+        })
+        .await
+        .unwrap()
+        .pace
+}
+
+/// Three hundred batches count their votes at once, in two minutes, while ballots read the
+/// pace at those minutes (some rebuilding the sums for the later one): then a ballot reads
+/// exactly what they counted, from the sums and (at the next minute) from the buckets added
+/// up afresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_batches_count_the_pace_exactly() {
     for counters in stores() {
         let name = counters.backend();
-        let read = |minute: i64| {
-            let c = counters.clone();
-            async move {
-                c.observe(&Observation {
-                    sets: &[],
-                    member: "v",
-                    pace: Some(PaceProbe {
-                        prefix: "{c8}~pace".into(),
-                        minute,
-                        candidates: &[1, 2, 3],
-                    }),
-                })
-                .await
-                .unwrap()
-                .pace
-            }
-        };
+        let c = counters.as_ref();
         // The sums are of minute 2000 from here on.
-        assert_eq!(read(2000).await, vec![pace(1, 3, 0, 0); 3], "{name}");
-        let tasks: Vec<_> = (0..300i64)
+        assert_eq!(
+            read_pace(c, "{c8}~pace", 2000).await,
+            vec![pace(1, 3, 0, 0); 3],
+            "{name}"
+        );
+        let tasks: Vec<_> = (0..400i64)
             .map(|i| {
                 let c = counters.clone();
-                // Batch i: one vote for candidate i mod 3 + 1, in minute 2000 or 1999.
-                let votes = PaceVotes::from([(2000 - i % 2, [(i % 3 + 1, 1)].into())]);
-                tokio::spawn(async move { c.count_pace("{c8}~pace", &votes).await.unwrap() })
+                tokio::spawn(async move {
+                    if i % 4 == 3 {
+                        // A reader, at this minute or the next.
+                        read_pace(c.as_ref(), "{c8}~pace", 2000 + i % 8 / 4).await;
+                        return;
+                    }
+                    // A batch: one vote for candidate n mod 3 + 1, in minute 2000 or 1999.
+                    let n = i - i / 4;
+                    let votes = PaceVotes::from([(2000 - n % 2, [(n % 3 + 1, 1)].into())]);
+                    c.count_pace("{c8}~pace", &votes).await.unwrap()
+                })
             })
             .collect();
         for t in tasks {
             t.await.unwrap();
         }
         // Both minutes are recent at 2000: 100 votes each, 300 in all, and the reader's own.
-        assert_eq!(read(2000).await, vec![pace(101, 303, 0, 0); 3], "{name}");
+        assert_eq!(
+            read_pace(c, "{c8}~pace", 2000).await,
+            vec![pace(101, 303, 0, 0); 3],
+            "{name}"
+        );
         // At 2001, minute 1999 is "before": 50 votes each of its 150, 50 of 150 recent.
-        assert_eq!(read(2001).await, vec![pace(51, 153, 50, 150); 3], "{name}");
+        assert_eq!(
+            read_pace(c, "{c8}~pace", 2001).await,
+            vec![pace(51, 153, 50, 150); 3],
+            "{name}"
+        );
+    }
+}
+
+/// A batch's minutes against the sums' windows: the oldest minute of "before" (eleven back)
+/// is in them, twelve back is not, and a minute after the sums' waits for its own ballots;
+/// the sums and the buckets added up afresh say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_counts_only_the_minutes_inside_the_windows() {
+    for counters in stores() {
+        let name = counters.backend();
+        let c = counters.as_ref();
+        read_pace(c, "{c10}~pace", 2000).await;
+        let votes = PaceVotes::from([
+            (2001, [(2, 3)].into()),
+            (2000, [(1, 2)].into()),
+            (1999, [(2, 1)].into()),
+            (1989, [(1, 7)].into()),
+            (1988, [(1, 5)].into()),
+        ]);
+        c.count_pace("{c10}~pace", &votes).await.unwrap();
+        let at_2000 = vec![pace(3, 6, 7, 7), pace(2, 6, 0, 7), pace(1, 6, 0, 7)];
+        assert_eq!(read_pace(c, "{c10}~pace", 2000).await, at_2000, "{name}");
+        let at_2001 = vec![pace(3, 8, 0, 1), pace(4, 8, 1, 1), pace(1, 8, 0, 1)];
+        assert_eq!(read_pace(c, "{c10}~pace", 2001).await, at_2001, "{name}");
+        // A clock a minute behind, now that the sums are of 2001: from its own buckets.
+        assert_eq!(read_pace(c, "{c10}~pace", 2000).await, at_2000, "{name}");
+    }
+}
+
+/// The sums of a campaign with thousands of candidates voted for in the windows are rebuilt
+/// whole (they are written in parts: one command could not take them all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pace_of_five_thousand_candidates_is_rebuilt_whole() {
+    for counters in stores() {
+        let name = counters.backend();
+        let c = counters.as_ref();
+        let votes = PaceVotes::from([(5000, (1..=5000).map(|id| (id, 1)).collect())]);
+        c.count_pace("{c11}~pace", &votes).await.unwrap();
+        assert_eq!(
+            read_pace(c, "{c11}~pace", 5001).await,
+            vec![pace(2, 5003, 0, 0); 3],
+            "{name}"
+        );
     }
 }
 
