@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::counters::{Counters, PaceVotes, pace_prefix};
+use crate::counters::{Counters, PaceVotes, pace_minute, pace_prefix};
 use crate::store::{Ballot, NewBallot, Store, StoreError, StoreResult};
 
 struct Job {
@@ -231,11 +231,10 @@ async fn count_pace(counters: &dyn Counters, results: &[StoreResult<Ballot>], pa
     let mut campaigns: HashMap<i64, PaceVotes> = HashMap::new();
     let recorded = results.iter().zip(paced).filter(|(_, p)| **p);
     for ballot in recorded.filter_map(|(r, _)| r.as_ref().ok()) {
-        let minute = ballot.cast_at.timestamp().div_euclid(60);
         let votes = campaigns
             .entry(ballot.campaign_id)
             .or_default()
-            .entry(minute)
+            .entry(pace_minute(ballot.cast_at))
             .or_default();
         for c in &ballot.candidate_ids {
             *votes.entry(*c).or_default() += 1;

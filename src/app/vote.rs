@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Services, recount, review};
 use crate::counters::{
     BallotOutcome, BallotStep, CounterError, Observation, Observed, PaceProbe, QuotaOutcome,
-    QuotaRequest, Throttle, idempotency_key, pace_prefix,
+    QuotaRequest, Throttle, idempotency_key, pace_minute, pace_prefix,
 };
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, FraudPolicy, Kind, current_phase};
@@ -340,7 +340,7 @@ impl Probe {
             member: cast.voter.as_str(),
             pace: Some(PaceProbe {
                 prefix,
-                minute: cast.now.timestamp().div_euclid(60),
+                minute: pace_minute(cast.now),
                 candidates: ids,
             }),
         })

@@ -122,6 +122,15 @@ pub const PACE_RECENT_MINUTES: i64 = 2;
 pub const PACE_BEFORE_MINUTES: i64 = 10;
 /// The minutes of both windows.
 pub const PACE_SPAN: i64 = PACE_RECENT_MINUTES + PACE_BEFORE_MINUTES;
+/// How long a minute's bucket (and the windows' totals) live from their first vote: longer
+/// than anyone reads them.
+pub const PACE_TTL_SECS: i64 = (PACE_SPAN + 1) * 60;
+
+/// The pace's minute of a ballot cast at `at`: the one its risk step reads at and its batch
+/// counts it in.
+pub fn pace_minute(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp().div_euclid(60)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {

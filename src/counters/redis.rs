@@ -24,8 +24,8 @@ use std::collections::HashMap;
 
 use super::{
     APPLIED_KEPT, BallotOutcome, BallotStep, CounterError, CounterResult, Counters, Observation,
-    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PaceVotes, QuotaOutcome, QuotaRequest, Rebuild,
-    RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key,
+    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PACE_TTL_SECS, PaceVotes, QuotaOutcome, QuotaRequest,
+    Rebuild, RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key,
     take_ballot_in_steps, total_key, voter_day_key, voter_total_key, votes_key,
 };
 use crate::domain::risk::Pace;
@@ -228,7 +228,7 @@ impl RedisCounters {
         inv.arg(p.minute)
             .arg(PACE_RECENT_MINUTES)
             .arg(PACE_SPAN)
-            .arg((PACE_SPAN + 1) * 60);
+            .arg(PACE_TTL_SECS);
         for c in p.candidates {
             inv.arg(*c);
         }
@@ -458,13 +458,13 @@ impl Counters for RedisCounters {
             pace: None,
         };
         let o = b.observation.unwrap_or(&nothing);
-        let (day, total, ready) = self.quota_keys(q);
-        let limit_keys: Vec<String> = b.limits.iter().map(|l| self.key(&l.key)).collect();
+        // Asked again (rarely: a minute's first ballot) with every pace bucket named.
         for every_bucket in [false, true] {
+            let (day, total, ready) = self.quota_keys(q);
             let mut inv = Eval::new();
-            inv.key(day.clone()).key(total.clone()).key(ready.clone());
-            for key in &limit_keys {
-                inv.key(key.clone());
+            inv.key(day).key(total).key(ready);
+            for limit in &b.limits {
+                inv.key(self.key(&limit.key));
             }
             quota_limits(&mut inv, q);
             inv.arg(b.limits.len());
@@ -495,11 +495,12 @@ impl Counters for RedisCounters {
         if votes.is_empty() {
             return Ok(());
         }
-        let mut inv = COUNT_PACE.key(self.pace_sums_key(prefix));
+        let mut inv = Eval::new();
+        inv.key(self.pace_sums_key(prefix));
         for minute in votes.keys() {
             inv.key(self.pace_bucket_key(prefix, *minute));
         }
-        inv.arg((PACE_SPAN + 1) * 60)
+        inv.arg(PACE_TTL_SECS)
             .arg(PACE_RECENT_MINUTES)
             .arg(PACE_SPAN);
         for (minute, candidates) in votes {
@@ -508,9 +509,7 @@ impl Counters for RedisCounters {
                 inv.arg(*c).arg(*n);
             }
         }
-        self.run(|mut c| async move { inv.invoke_async::<i64>(&mut c).await })
-            .await
-            .map(|_| ())
+        self.eval::<i64>(&COUNT_PACE, &inv).await.map(|_| ())
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -195,9 +195,9 @@ impl PgStore {
 
     /// The fast path of `record_ballot_batch`: what the one statement did. A refusal
     /// PostgreSQL makes before committing answers `Moved` too (a repeated key, say, that the
-    /// checked path then refuses); any other error may have come after the commit (a broken connection, a
-    /// server shutting down) and is returned: writing the batch again could record it twice,
-    /// so it fails, as a failed commit does.
+    /// checked path then refuses); any other error may have come after the commit (a broken
+    /// connection, a server shutting down) and is returned: writing the batch again could
+    /// record it twice, so it fails, as a failed commit does.
     async fn write_if_unchanged(
         &self,
         campaign_id: i64,
@@ -235,9 +235,10 @@ impl PgStore {
 /// chain at `expected` (nothing written otherwise, and the answer says whether the head was
 /// behind or elsewhere). The campaign's row is share-locked first, as every change of the
 /// campaign locks it for update (and its writes move the version on). Then the head's row,
-/// the lock every batch of the campaign queues on, held from this statement to its commit: locking it waits for the batch before to commit and
-/// reads the head that batch left (a plain `WHERE` on the head would judge the version of
-/// the row this statement's snapshot saw, and give up on a head that is just moving). The
+/// the lock every batch of the campaign queues on, held from this statement to its commit:
+/// locking it waits for the batch before to commit and reads the head that batch left (a
+/// plain `WHERE` on the head would judge the version of the row this statement's snapshot
+/// saw, and give up on a head that is just moving). The
 /// arrays are bound whole (`UNNEST`), so the statement has one shape whatever the batch
 /// size and is prepared once per connection.
 async fn write_ballots_at_once(
