@@ -26,7 +26,8 @@
 //! Part 2, what the checks cost: ballots of distinct voters as fast as 64 connections go,
 //! against a service with the checks on (rate limits, risk signals, quarantine) and one with
 //! them off (no rate limits, `risk.enabled: false`, `fraud_policy: record`), alternately in
-//! the same run (on, off, off, on, twice), so that the machine's drift weighs on both alike.
+//! the same run (rounds of 1.25 s: on, off, off, on, eight times; 20 s a side), so that the
+//! machine's drift weighs on both alike.
 
 mod common;
 
@@ -43,7 +44,8 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use common::{
-    Service, backend_env_tagged, cpu_seconds, create_staff, drop_database, free_port, staff_login,
+    CpuSeconds, Service, backend_env_tagged, cpu_seconds, create_staff, drop_database, free_port,
+    staff_login,
 };
 
 const CANDIDATES: usize = 20;
@@ -62,7 +64,9 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// Enough for every round to run its full length (ten ballots each, one a candidate).
 const COST_VOTERS: usize = 16_000;
 const COST_CONNECTIONS: usize = 64;
-const COST_ROUND: Duration = Duration::from_secs(5);
+const COST_ROUND: Duration = Duration::from_millis(1250);
+/// Times the rounds go on, off, off, on.
+const COST_CYCLES: usize = 8;
 
 /// What the service sees: the proxy in front of it is the load generator.
 const TRUSTED_PROXY: (&str, &str) = ("MINYI_TRUSTED_PROXIES", "127.0.0.1/32");
@@ -1171,9 +1175,9 @@ struct Side {
     codes: BTreeMap<String, u64>,
     /// Ballots per second of each round, to show how much the machine moves.
     rounds: Vec<f64>,
-    /// CPU microseconds per ballot of each round, by process: steadier than the rates on a
-    /// shared machine, and they say where the checks' cost lies.
-    cpu: Vec<String>,
+    /// CPU seconds spent in the rounds, by process: per ballot, they say where the checks'
+    /// cost lies.
+    cpu: CpuSeconds,
 }
 
 impl Side {
@@ -1189,7 +1193,7 @@ impl Side {
             elapsed: Duration::ZERO,
             codes: BTreeMap::new(),
             rounds: Vec::new(),
-            cpu: Vec::new(),
+            cpu: CpuSeconds::default(),
         }
     }
 
@@ -1223,8 +1227,7 @@ impl Side {
             .sum();
         let round = (self.ok - before) as f64 / started.elapsed().as_secs_f64();
         self.rounds.push(round);
-        self.cpu
-            .push(cpu_before.per_request(&cpu_seconds(pid), self.ok - before));
+        self.cpu.add_between(&cpu_before, &cpu_seconds(pid));
     }
 
     fn per_second(&self) -> f64 {
@@ -1271,34 +1274,37 @@ async fn cost_loop(
 
 async fn cost_of_checks(backend: &str) {
     println!(
-        "\npart 2: ballots of {COST_VOTERS} distinct voters over {COST_CONNECTIONS} connections, rounds of {} s in the order on, off, off, on, twice",
-        COST_ROUND.as_secs()
+        "\npart 2: ballots of {COST_VOTERS} distinct voters over {COST_CONNECTIONS} connections, rounds of {:.2} s in the order on, off, off, on, {COST_CYCLES} times",
+        COST_ROUND.as_secs_f64()
     );
     let mut on = Side::new("on", backend, true).await;
     let mut off = Side::new("off", backend, false).await;
-    // Twice on, off, off, on: the machine's drift over the run weighs on both sides alike.
-    for _ in 0..2 {
+    // On, off, off, on, over and over: the machine's drift over the run weighs on both
+    // sides alike. Short rounds pair them closely: with rounds of 5 s twice, runs of one
+    // build gave costs from 6% to 21%; with these, within about 3 points.
+    for _ in 0..COST_CYCLES {
         on.round().await;
         off.round().await;
         off.round().await;
         on.round().await;
     }
     for s in [&on, &off] {
+        let mut rounds = s.rounds.clone();
+        rounds.sort_by(f64::total_cmp);
         println!(
-            "checks {:<4} {:>8.0} ballots/s over {:.1} s (rounds: {})   {:?}",
+            "checks {:<4} {:>8.0} ballots/s over {:.1} s (rounds: {:.0} to {:.0}/s, median {:.0}/s)   {:?}",
             s.name,
             s.per_second(),
             s.elapsed.as_secs_f64(),
-            s.rounds
-                .iter()
-                .map(|r| format!("{r:.0}/s"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            rounds.first().unwrap_or(&0.0),
+            rounds.last().unwrap_or(&0.0),
+            rounds.get(rounds.len() / 2).unwrap_or(&0.0),
             s.codes
         );
-        for cpu in &s.cpu {
-            println!("             CPU µs per ballot: {cpu}");
-        }
+        println!(
+            "             CPU µs per ballot: {}",
+            CpuSeconds::default().per_request(&s.cpu, s.ok)
+        );
     }
     let cost = 100.0 * (off.per_second() - on.per_second()) / off.per_second();
     println!(

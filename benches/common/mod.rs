@@ -130,6 +130,14 @@ pub struct CpuSeconds {
 }
 
 impl CpuSeconds {
+    /// Adds what each process spent between `before` and `after`.
+    pub fn add_between(&mut self, before: &CpuSeconds, after: &CpuSeconds) {
+        self.service += after.service - before.service;
+        self.generator += after.generator - before.generator;
+        self.postgres += after.postgres - before.postgres;
+        self.redis += after.redis - before.redis;
+    }
+
     /// Microseconds of CPU per request, by process, between `self` and a later reading.
     pub fn per_request(&self, later: &CpuSeconds, requests: u64) -> String {
         let per = |a: f64, b: f64| (b - a) * 1e6 / requests.max(1) as f64;

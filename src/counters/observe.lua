@@ -16,8 +16,8 @@
 --
 -- Returns what observe() returns, or -1 (nothing done) when every bucket must be named.
 local o = observe_args(0, 0)
-local read = o.pace and read_pace(o.pace)
-if o.pace and not read then
+local sums = o.pace and read_pace(o.pace)
+if o.pace and not sums then
   return -1
 end
-return observe(o, read)
+return observe(o, sums, {}, 0)

@@ -361,7 +361,7 @@ fn quota_outcome(reply: &[i64]) -> CounterResult<QuotaOutcome> {
 
 /// observe.lua's answer: the sets' sizes, then (with pace) all votes recent and before, then
 /// each candidate's votes recent and before.
-fn observed(o: &Observation<'_>, out: &[u64]) -> CounterResult<Observed> {
+fn observed(o: &Observation<'_>, out: &[i64]) -> CounterResult<Observed> {
     let wanted = o.sets.len() + o.pace.as_ref().map_or(0, |p| 2 + 2 * p.candidates.len());
     if out.len() != wanted {
         return Err(unavailable(format!(
@@ -369,21 +369,23 @@ fn observed(o: &Observation<'_>, out: &[u64]) -> CounterResult<Observed> {
             out.len()
         )));
     }
+    // Counts are never negative; a negative one would be a broken script, read as none.
+    let n = |v: &i64| (*v).max(0) as u64;
     let (sizes, rest) = out.split_at(o.sets.len());
     let pace = match rest {
         [recent_all, before_all, per_candidate @ ..] => per_candidate
             .chunks(2)
             .map(|mine| Pace {
-                recent: mine[0],
-                recent_all: *recent_all,
-                before: mine[1],
-                before_all: *before_all,
+                recent: n(&mine[0]),
+                recent_all: n(recent_all),
+                before: n(&mine[1]),
+                before_all: n(before_all),
             })
             .collect(),
         _ => Vec::new(),
     };
     Ok(Observed {
-        sizes: sizes.to_vec(),
+        sizes: sizes.iter().map(n).collect(),
         pace,
     })
 }
@@ -434,7 +436,7 @@ impl Counters for RedisCounters {
         for every_bucket in [false, true] {
             let mut inv = Eval::new();
             self.add_observation(&mut inv, o, &[], every_bucket);
-            let reply: Step<Vec<u64>> = self.eval(&OBSERVE, &inv).await?;
+            let reply: Step<Vec<i64>> = self.eval(&OBSERVE, &inv).await?;
             if let Step::Done(out) = reply {
                 return observed(o, &out);
             }
@@ -473,20 +475,28 @@ impl Counters for RedisCounters {
                     .arg(limit.spec.count.get());
             }
             self.add_observation(&mut inv, o, q.candidates, every_bucket);
-            let reply: Step<(u64, Vec<u64>, Vec<i64>)> = self.eval(&TAKE_BALLOT, &inv).await?;
-            match reply {
+            let reply: Step<Vec<i64>> = self.eval(&TAKE_BALLOT, &inv).await?;
+            let reply = match reply {
                 Step::NamePaceBuckets => continue,
-                Step::Done((wait_ms, ..)) if wait_ms > 0 => {
-                    return Ok(BallotOutcome::Throttled(Duration::from_millis(wait_ms)));
-                }
-                Step::Done((_, out, quota)) => {
+                Step::Done(reply) => reply,
+            };
+            return match reply[..] {
+                [wait_ms] if wait_ms > 0 => Ok(BallotOutcome::Throttled(Duration::from_millis(
+                    wait_ms as u64,
+                ))),
+                [0, code, value, ref out @ ..] => {
+                    let quota = match code {
+                        0 | 2 => quota_outcome(&[code, value])?,
+                        _ => quota_outcome(&[code])?,
+                    };
                     let observed = match b.observation {
-                        Some(o) => observed(o, &out)?,
+                        Some(o) => observed(o, out)?,
                         None => Observed::default(),
                     };
-                    return Ok(BallotOutcome::Done(observed, quota_outcome(&quota)?));
+                    Ok(BallotOutcome::Done(observed, quota))
                 }
-            }
+                ref other => Err(unavailable(format!("take_ballot answered {other:?}"))),
+            };
         }
         Err(unavailable("take_ballot asked for its pace buckets twice"))
     }

@@ -16,13 +16,14 @@
 -- ARGV[6..5+2L]   each limit's emission interval (ms) and burst
 -- ARGV[6+2L..]    observe.lua's arguments (its candidates are the ballot's)
 --
--- Returns { 0, observe()'s answer, take_quota()'s answer }; { ms to wait, {}, {} } when a
--- limit refuses (the limits before it took their request; nothing else done); -1 (nothing
--- done) when every pace bucket must be named.
+-- Returns { 0, take_quota()'s answer in two values (the second 0 when it has none),
+-- observe()'s answer... } (flat: Redis makes a nested reply at some cost); { ms to wait }
+-- when a limit refuses (the limits before it took their request; nothing else done); -1
+-- (nothing done) when every pace bucket must be named.
 local limits = tonumber(ARGV[5])
 local o = observe_args(3 + limits, 5 + 2 * limits)
-local read = o.pace and read_pace(o.pace)
-if o.pace and not read then
+local sums = o.pace and read_pace(o.pace)
+if o.pace and not sums then
   return -1
 end
 if limits > 0 then
@@ -31,9 +32,12 @@ if limits > 0 then
   for i = 1, limits do
     local wait = gcra_at(KEYS[3 + i], tats[i], tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i]), now)
     if wait > 0 then
-      return { wait, {}, {} }
+      return { wait }
     end
   end
 end
-local signals = observe(o, read)
-return { 0, signals, take_quota(KEYS[1], KEYS[2], KEYS[3], quota_limits(0), o.candidates) }
+local reply = { 0, 0, 0 }
+observe(o, sums, reply, 3)
+local quota = take_quota(KEYS[1], KEYS[2], KEYS[3], 0, o.first)
+reply[2], reply[3] = quota[1], quota[2] or 0
+return reply

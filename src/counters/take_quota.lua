@@ -11,8 +11,4 @@
 -- ARGV[5..] the ballot's candidate ids
 --
 -- Returns what take_quota() returns.
-local candidates = {}
-for i = 5, #ARGV do
-  candidates[#candidates + 1] = ARGV[i]
-end
-return take_quota(KEYS[1], KEYS[2], KEYS[3], quota_limits(0), candidates)
+return take_quota(KEYS[1], KEYS[2], KEYS[3], 0, 5)

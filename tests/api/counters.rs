@@ -403,3 +403,48 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
     let (_, outcome) = done(take_ballot(&c, "v", None).await);
     assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
 }
+
+/// What the ballot step leaves in Redis: the voter's day hash holds the day's total and each
+/// candidate's votes (written at once from what the step read), with the expiry the day's
+/// first ballot gave it; the voter's limit key holds its theoretical arrival time and
+/// expires at it, when its absence says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
+    use redis::AsyncCommands;
+    let prefix = unique("t");
+    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let day = format!("{prefix}:{{c7}}:day:2026-05-01:v");
+    let limit = format!("{prefix}:{{c7}}~rl:voter:v");
+    let mut tats = Vec::new();
+    for expected in ["1", "2"] {
+        done(take_ballot(&c, "v", Some("2/min")).await);
+        let fields: std::collections::HashMap<String, String> = conn.hgetall(&day).await.unwrap();
+        let want = [("_", expected), ("3", expected)];
+        let want = want.map(|(f, n)| (f.to_string(), n.to_string())).into();
+        assert_eq!(fields, want);
+        let ttl: i64 = conn.ttl(&day).await.unwrap();
+        assert!(
+            ttl > 2 * 24 * 3600 - 60 && ttl <= 2 * 24 * 3600,
+            "day ttl {ttl}"
+        );
+        let tat: i64 = conn.get(&limit).await.unwrap();
+        let expires: i64 = redis::cmd("PEXPIRETIME")
+            .arg(&limit)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(expires, tat, "the limit's key expires at its TAT");
+        tats.push(tat);
+    }
+    // Two a minute: each ballot moves the TAT by 30 s.
+    assert_eq!(tats[1] - tats[0], 30_000);
+    assert!(matches!(
+        take_ballot(&c, "v", Some("2/min")).await,
+        BallotOutcome::Throttled(_)
+    ));
+    let total: i64 = conn.get(format!("{prefix}:{{c7}}:total:v")).await.unwrap();
+    assert_eq!(total, 2, "the throttled ballot took nothing");
+}
