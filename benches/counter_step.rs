@@ -8,7 +8,8 @@
 //! alone (the checks off), the quotas and the two shared rate limits, and all of the checks
 //! (limits, the device, address and network sets, the candidate's pace). Redis's own
 //! accounting (`INFO commandstats`, reset before each way) gives the microseconds of Redis
-//! work per ballot: the script as a whole, and the commands it ran. Unlike the throughput of
+//! work per ballot: the script as a whole, and the commands it ran; `INFO cpu` its CPU per
+//! ballot in all (the script, and reading and answering the command). Unlike the throughput of
 //! the whole service, these barely move with the machine's other load. The statistics are
 //! the server's, so nothing else should use that Redis meanwhile (no tests, no other bench).
 
@@ -50,6 +51,19 @@ fn commandstats(conn: &mut redis::Connection) -> Vec<(String, u64, u64)> {
             Some((name.to_string(), field("calls")?, field("usec")?))
         })
         .collect()
+}
+
+/// Redis's CPU seconds so far (user and system, all its threads), by its own account.
+fn redis_cpu(conn: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(conn).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            ["used_cpu_sys", "used_cpu_user"]
+                .contains(&k)
+                .then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum()
 }
 
 /// This process's CPU seconds so far (user and system).
@@ -139,6 +153,7 @@ async fn run(checks: Checks, name: &str, conn: &mut redis::Connection) -> f64 {
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
     let started = Instant::now();
     let cpu = own_cpu();
+    let redis_before = redis_cpu(conn);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -170,6 +185,7 @@ async fn run(checks: Checks, name: &str, conn: &mut redis::Connection) -> f64 {
     }
     let elapsed = started.elapsed();
     let client_us = (own_cpu() - cpu) * 1e6;
+    let redis_us = (redis_cpu(conn) - redis_before) * 1e6;
     let stats = commandstats(conn);
     let ballots = (VOTERS * BALLOTS_EACH) as f64;
     let script = stats
@@ -187,10 +203,11 @@ async fn run(checks: Checks, name: &str, conn: &mut redis::Connection) -> f64 {
     let commands: u64 = inner.iter().map(|(_, calls, _)| calls).sum();
     let commands_usec: u64 = inner.iter().map(|(_, _, usec)| usec).sum();
     println!(
-        "{name:<28} script {:>5.1} µs a ballot, of which its {:>4.1} commands {:>5.1} µs; client CPU {:>5.1} µs   ({:.0} ballots/s)",
+        "{name:<28} script {:>5.1} µs a ballot, of which its {:>4.1} commands {:>5.1} µs; Redis CPU {:>5.1} µs; client CPU {:>5.1} µs   ({:.0} ballots/s)",
         script / ballots,
         commands as f64 / ballots,
         commands_usec as f64 / ballots,
+        redis_us / ballots,
         client_us / ballots,
         ballots / elapsed.as_secs_f64()
     );
