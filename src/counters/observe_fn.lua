@@ -1,9 +1,10 @@
 -- observe_fn: the risk step as a function, put in front of the scripts that record a
 -- ballot's signals (observe.lua, take_ballot.lua). Not a script by itself.
 --
--- observe(o, read) records one ballot's signals and returns what they measure: `o` says
--- where the sets, their windows, the member and the pace lie in the script's keys and
--- arguments (observe_args()), `read` is what read_pace() read first.
+-- observe(o, sums, out, j) records one ballot's signals and answers what they measure:
+-- `o` says where the sets, their windows, the member and the pace lie in the script's keys
+-- and arguments (observe_args()), `sums` is what read_pace() read first, and the answer goes
+-- into `out` after its first `j` values.
 --
 -- Sets: adds `member` to each short-lived set (the voters seen on one device, address,
 -- network, or casting one set of candidates) and measures how many distinct members each

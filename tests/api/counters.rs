@@ -129,23 +129,55 @@ async fn observe_at(
     minute: i64,
     voter: &str,
     candidates: &[i64],
+    step: Step,
 ) -> (Vec<u64>, Vec<Pace>) {
     let sets = [("{c9}~ip:x".to_string(), Duration::from_secs(600))];
-    let o = counters
-        .observe(&Observation {
-            sets: &sets,
-            member: voter,
-            pace: Some(PaceProbe {
-                prefix: "{c9}~pace".into(),
-                minute,
+    let observation = Observation {
+        sets: &sets,
+        member: voter,
+        pace: Some(PaceProbe {
+            prefix: "{c9}~pace".into(),
+            minute,
+            candidates,
+        }),
+    };
+    let o = match step {
+        Step::Observe => counters.observe(&observation).await.unwrap(),
+        Step::Ballot => {
+            // The same through the ballot's one step, with a shared limit before the
+            // signals and the quotas after them (their answers share one reply).
+            let quota = QuotaRequest {
+                campaign_id: 9,
+                voter,
+                day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
                 candidates,
-            }),
-        })
-        .await
-        .unwrap();
+                votes_per_day: 100,
+                votes_per_candidate_per_day: 100,
+                votes_per_campaign: Some(100),
+            };
+            let step = BallotStep {
+                limits: vec![Throttle {
+                    key: format!("{{c9}}~rl:voter:{voter}"),
+                    spec: RateSpec::parse("1000/min").unwrap().unwrap(),
+                }],
+                observation: Some(&observation),
+                quota: &quota,
+            };
+            let (seen, outcome) = done(counters.take_ballot(&step).await.unwrap());
+            assert!(matches!(outcome, QuotaOutcome::Taken { .. }), "{outcome:?}");
+            seen
+        }
+    };
     let votes = PaceVotes::from([(minute, candidates.iter().map(|c| (*c, 1)).collect())]);
     counters.count_pace("{c9}~pace", &votes).await.unwrap();
     (o.sizes, o.pace)
+}
+
+/// How a ballot's signals are measured: the risk step alone, or the ballot's one step.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Observe,
+    Ballot,
 }
 
 fn pace(recent: u64, recent_all: u64, before: u64, before_all: u64) -> Pace {
@@ -159,41 +191,49 @@ fn pace(recent: u64, recent_all: u64, before: u64, before_all: u64) -> Pace {
 
 /// Redis keeps the two windows' totals apart from the minute buckets (see observe_fn.lua);
 /// they must say what adding up the buckets says, as the memory store does: at the first
-/// ballot of a minute, after it, from a clock behind, and after a quiet spell.
+/// ballot of a minute, after it, from a clock behind, and after a quiet spell; through the
+/// risk step alone and through the ballot's one step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_stores_measure_the_same_pace_whatever_the_minute() {
-    for counters in stores() {
+    for (counters, step) in [Step::Observe, Step::Ballot]
+        .into_iter()
+        .flat_map(|step| stores().into_iter().map(move |c| (c, step)))
+    {
         let c = counters.as_ref();
-        let name = c.backend();
+        let name = format!("{} {step:?}", c.backend());
+        c.rebuild(9, &Rebuild::default(), false).await.unwrap();
+        let observe_at = |minute: i64, voter: &'static str, candidates: &'static [i64]| {
+            observe_at(c, minute, voter, candidates, step)
+        };
         // Minute 1000: two ballots.
-        let got = observe_at(c, 1000, "v1", &[5, 6]).await;
+        let got = observe_at(1000, "v1", &[5, 6]).await;
         assert_eq!(got, (vec![1], vec![pace(1, 2, 0, 0); 2]), "{name}");
-        let got = observe_at(c, 1000, "v2", &[5]).await;
+        let got = observe_at(1000, "v2", &[5]).await;
         assert_eq!(got, (vec![2], vec![pace(2, 3, 0, 0)]), "{name}");
         // Minute 1003: minute 1000 is now "before".
-        let got = observe_at(c, 1003, "v3", &[6]).await;
+        let got = observe_at(1003, "v3", &[6]).await;
         assert_eq!(got, (vec![3], vec![pace(1, 1, 1, 3)]), "{name}");
         // A clock two minutes behind: its own windows (1001–1000 recent).
-        let got = observe_at(c, 1001, "v3", &[6]).await;
+        let got = observe_at(1001, "v3", &[6]).await;
         assert_eq!(got, (vec![3], vec![pace(2, 4, 0, 0)]), "{name}");
         // Back at 1003, the late ballot counts in "before".
-        let got = observe_at(c, 1003, "v4", &[5, 6]).await;
+        let got = observe_at(1003, "v4", &[5, 6]).await;
         assert_eq!(
             got,
             (vec![4], vec![pace(1, 3, 2, 4), pace(2, 3, 2, 4)]),
             "{name}"
         );
         // After a quiet spell nothing of the old minutes is left in the windows.
-        let got = observe_at(c, 1020, "v5", &[5]).await;
+        let got = observe_at(1020, "v5", &[5]).await;
         assert_eq!(got.1, [pace(1, 1, 0, 0)], "{name}");
-        let got = observe_at(c, 1021, "v6", &[5]).await;
+        let got = observe_at(1021, "v6", &[5]).await;
         assert_eq!(got.1, [pace(2, 2, 0, 0)], "{name}");
-        let got = observe_at(c, 1023, "v7", &[6]).await;
+        let got = observe_at(1023, "v7", &[6]).await;
         assert_eq!(got.1, [pace(1, 1, 0, 2)], "{name}");
         // The oldest minute of "before" is eleven minutes back: 1020 at 1031, not at 1032.
-        let got = observe_at(c, 1031, "v8", &[5]).await;
+        let got = observe_at(1031, "v8", &[5]).await;
         assert_eq!(got.1, [pace(1, 1, 2, 3)], "{name}");
-        let got = observe_at(c, 1032, "v9", &[5]).await;
+        let got = observe_at(1032, "v9", &[5]).await;
         assert_eq!(got.1, [pace(2, 2, 1, 2)], "{name}");
     }
 }
@@ -407,7 +447,8 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
 /// What the ballot step leaves in Redis: the voter's day hash holds the day's total and each
 /// candidate's votes (written at once from what the step read), with the expiry the day's
 /// first ballot gave it; the voter's limit key holds its theoretical arrival time and
-/// expires at it, when its absence says the same.
+/// expires at it, when its absence says the same (`PEXPIRETIME` needs Redis 7, as the tests
+/// do; the service needs 6.2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     use redis::AsyncCommands;
@@ -447,4 +488,23 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     ));
     let total: i64 = conn.get(format!("{prefix}:{{c7}}:total:v")).await.unwrap();
     assert_eq!(total, 2, "the throttled ballot took nothing");
+    // A day given back whole: its next ballot is the day's first again and gives the hash
+    // its expiry anew (taken away here to see it come back).
+    let q = QuotaRequest {
+        campaign_id: 7,
+        voter: "v",
+        day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+        candidates: &[3],
+        votes_per_day: 2,
+        votes_per_candidate_per_day: 5,
+        votes_per_campaign: None,
+    };
+    c.give_back(&q).await.unwrap();
+    c.give_back(&q).await.unwrap();
+    let _: bool = conn.persist(&day).await.unwrap();
+    done(take_ballot(&c, "v", None).await);
+    let fields: std::collections::HashMap<String, String> = conn.hgetall(&day).await.unwrap();
+    assert_eq!((fields["_"].as_str(), fields["3"].as_str()), ("1", "1"));
+    let ttl: i64 = conn.ttl(&day).await.unwrap();
+    assert!(ttl > 2 * 24 * 3600 - 60, "day ttl {ttl}");
 }
