@@ -1178,6 +1178,9 @@ struct Side {
     /// CPU seconds spent in the rounds, by process: per ballot, they say where the checks'
     /// cost lies.
     cpu: CpuSeconds,
+    /// One HTTP client (one connection) per closed loop, kept over the rounds: building one
+    /// per loop and round cost the load generator more CPU than its requests did.
+    clients: Vec<reqwest::Client>,
 }
 
 impl Side {
@@ -1194,6 +1197,14 @@ impl Side {
             codes: BTreeMap::new(),
             rounds: Vec::new(),
             cpu: CpuSeconds::default(),
+            clients: (0..COST_CONNECTIONS)
+                .map(|_| {
+                    reqwest::Client::builder()
+                        .pool_max_idle_per_host(1)
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
         }
     }
 
@@ -1202,13 +1213,15 @@ impl Side {
         let pid = self.deployment.service.child.id();
         let cpu_before = cpu_seconds(pid);
         let started = Instant::now();
-        let loops: Vec<_> = (0..COST_CONNECTIONS)
-            .map(|_| {
-                let (target, voters, next) = (
-                    self.deployment.target.clone(),
-                    self.voters.clone(),
-                    self.next.clone(),
-                );
+        let loops: Vec<_> = self
+            .clients
+            .iter()
+            .map(|client| {
+                let target = Target {
+                    client: client.clone(),
+                    ..self.deployment.target.clone()
+                };
+                let (voters, next) = (self.voters.clone(), self.next.clone());
                 tokio::spawn(cost_loop(target, voters, next, started))
             })
             .collect();
@@ -1243,11 +1256,6 @@ async fn cost_loop(
     next: Arc<AtomicU64>,
     started: Instant,
 ) -> BTreeMap<String, u64> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
-    let target = Target { client, ..target };
     let capacity = (voters.len() * 10) as u64;
     let mut codes = BTreeMap::new();
     while started.elapsed() < COST_ROUND {
