@@ -62,7 +62,7 @@ const SLOW_ACCOUNTS: usize = 100;
 const SETTLE: Duration = Duration::from_secs(3);
 
 /// Enough for every round to run its full length (ten ballots each, one a candidate).
-const COST_VOTERS: usize = 16_000;
+const COST_VOTERS: usize = 24_000;
 const COST_CONNECTIONS: usize = 64;
 const COST_ROUND: Duration = Duration::from_millis(1250);
 /// Times the rounds go on, off, off, on.
