@@ -369,8 +369,13 @@ fn observed(o: &Observation<'_>, out: &[i64]) -> CounterResult<Observed> {
             out.len()
         )));
     }
-    // Counts are never negative; a negative one would be a broken script, read as none.
-    let n = |v: &i64| (*v).max(0) as u64;
+    // Counts are never negative: one would be a broken script, not a count to act on.
+    if out.iter().any(|v| *v < 0) {
+        return Err(unavailable(format!(
+            "observe answered a negative count: {out:?}"
+        )));
+    }
+    let n = |v: &i64| *v as u64;
     let (sizes, rest) = out.split_at(o.sets.len());
     let pace = match rest {
         [recent_all, before_all, per_candidate @ ..] => per_candidate
