@@ -1289,7 +1289,7 @@ async fn cost_of_checks(backend: &str) {
     let mut off = Side::new("off", backend, false).await;
     // On, off, off, on, over and over: the machine's drift over the run weighs on both
     // sides alike. Short rounds pair them closely: with rounds of 5 s twice, runs of one
-    // build gave costs from 6% to 21%; with these, within about 3 points.
+    // build gave costs from 6% to 21%; with these, within about 5 points.
     for _ in 0..COST_CYCLES {
         on.round().await;
         off.round().await;

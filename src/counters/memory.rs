@@ -150,8 +150,7 @@ impl Counters for MemoryCounters {
             }
         }
         // Minutes that can no longer be read are dropped as time moves on.
-        let kept = minutes.split_off(&(latest - PACE_SPAN));
-        *minutes = kept;
+        *minutes = minutes.split_off(&(latest - PACE_SPAN));
         Ok(())
     }
 

@@ -238,9 +238,9 @@ impl PgStore {
 /// the lock every batch of the campaign queues on, held from this statement to its commit:
 /// locking it waits for the batch before to commit and reads the head that batch left (a
 /// plain `WHERE` on the head would judge the version of the row this statement's snapshot
-/// saw, and give up on a head that is just moving). The
-/// arrays are bound whole (`UNNEST`), so the statement has one shape whatever the batch
-/// size and is prepared once per connection.
+/// saw, and give up on a head that is just moving). The arrays are bound whole (`UNNEST`),
+/// so the statement has one shape whatever the batch size and is prepared once per
+/// connection.
 async fn write_ballots_at_once(
     conn: &mut sqlx::PgConnection,
     campaign_id: i64,
