@@ -3,6 +3,7 @@
 //! one trait. It is never the record: the ledger is, and counters can be rebuilt from it.
 
 mod memory;
+mod pace_copy;
 mod redis;
 
 use std::collections::HashMap;

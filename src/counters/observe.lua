@@ -8,11 +8,13 @@
 -- ARGV[1]       the member
 -- ARGV[2]       n, the number of sets
 -- ARGV[3..n+2]  each set's window, seconds
--- ARGV[n+3]     this minute (Unix time / 60)
--- ARGV[n+4]     how many minutes, this one included, make the recent window
--- ARGV[n+5]     how many minutes both windows span
--- ARGV[n+6]     a bucket's lifetime from its first vote, seconds (the sums' too)
--- ARGV[n+7..]   the ballot's candidates
+-- ARGV[n+3]     this minute (Unix time / 60)                        } with pace
+-- ARGV[n+4]     how many minutes, this one included, make the recent  } only
+--               window                                                }
+-- ARGV[n+5]     how many minutes both windows span                    }
+-- ARGV[n+6]     a bucket's lifetime from its first vote, seconds      }
+--               (the sums' too)                                       }
+-- ARGV[n+7..]   the ballot's candidates (ARGV[n+3..] without pace)
 --
 -- Returns what observe() returns, or -1 (nothing done) when every bucket must be named.
 local o = observe_args(0, 0)

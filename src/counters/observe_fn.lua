@@ -154,11 +154,12 @@ end
 
 -- Where observe()'s arguments lie, KEYS after the first `k` and ARGV after the first `a`,
 -- laid out as observe.lua says: { k, a, n sets, first = ARGV index of the first candidate,
--- pace (nil for none) }.
+-- pace (nil for none) }. Without pace the candidates follow the windows.
 local function observe_args(k, a)
   local n = tonumber(ARGV[a + 2])
-  local o = { k = k, a = a, n = n, first = a + n + 7 }
+  local o = { k = k, a = a, n = n, first = a + n + 3 }
   if #KEYS > k + n then
+    o.first = a + n + 7
     o.pace = {
       sums = KEYS[k + n + 1],
       buckets = k + n + 1,

@@ -12,8 +12,8 @@
 //! under the fraud simulation: 3.6 → 2.3 context switches per ballot). That makes a few
 //! connections per instance: one per actix worker and per runtime thread.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
@@ -22,11 +22,12 @@ use thread_local::ThreadLocal;
 
 use std::collections::HashMap;
 
+use super::pace_copy::{self, PaceCopy};
 use super::{
     APPLIED_KEPT, BallotOutcome, BallotStep, CounterError, CounterResult, Counters, Observation,
-    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PACE_TTL_SECS, PaceVotes, QuotaOutcome, QuotaRequest,
-    Rebuild, RecountOutcome, Tally, applied_key, counted_through_key, day_key, ready_key,
-    take_ballot_in_steps, total_key, voter_day_key, voter_total_key, votes_key,
+    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PACE_TTL_SECS, PaceProbe, PaceVotes, QuotaOutcome,
+    QuotaRequest, Rebuild, RecountOutcome, Tally, applied_key, counted_through_key, day_key,
+    ready_key, take_ballot_in_steps, total_key, voter_day_key, voter_total_key, votes_key,
 };
 use crate::domain::risk::Pace;
 
@@ -82,6 +83,8 @@ pub struct RedisCounters {
     conns: ThreadLocal<Mutex<Option<ConnectionManager>>>,
     /// Held while connecting, so that a thread's waiting requests make one connection.
     connecting: tokio::sync::Mutex<()>,
+    /// This instance's copy of each campaign's pace sums, by pace prefix (see pace_copy.rs).
+    pace: RwLock<HashMap<String, PaceCopy>>,
 }
 
 /// One call of a script on the hot path: its keys and arguments, gathered apart (keys come
@@ -146,6 +149,7 @@ impl RedisCounters {
             prefix: prefix.to_string(),
             conns: ThreadLocal::new(),
             connecting: tokio::sync::Mutex::new(()),
+            pace: RwLock::new(HashMap::new()),
         })
     }
 
@@ -196,6 +200,18 @@ impl RedisCounters {
         format!("{}:{prefix}:{minute}", self.prefix)
     }
 
+    /// The pace of `p`'s candidates from this instance's copy of the sums, when it can serve
+    /// them (see pace_copy.rs).
+    fn copied_pace(&self, p: &PaceProbe<'_>) -> Option<Vec<Pace>> {
+        let copies = self.pace.read().unwrap_or_else(|e| e.into_inner());
+        pace_copy::read(
+            copies.get(&p.prefix)?,
+            p.minute,
+            p.candidates,
+            Instant::now(),
+        )
+    }
+
     /// Adds observe.lua's keys and arguments for `o` to `inv` (after any it holds). Its last
     /// arguments are the ballot's candidates: the pace's, or without pace `candidates`. No
     /// pace bucket is named unless `every_bucket` (see observe_fn.lua).
@@ -214,7 +230,6 @@ impl RedisCounters {
             inv.arg(window.as_secs().max(1));
         }
         let Some(p) = &o.pace else {
-            inv.arg(0).arg(0).arg(0).arg(0);
             for c in candidates {
                 inv.arg(*c);
             }
@@ -465,6 +480,16 @@ impl Counters for RedisCounters {
             pace: None,
         };
         let o = b.observation.unwrap_or(&nothing);
+        // The pace from this instance's copy when it can: then the step leaves it out.
+        let copied = o.pace.as_ref().and_then(|p| self.copied_pace(p));
+        let without_pace;
+        let o = match copied {
+            Some(_) => {
+                without_pace = Observation { pace: None, ..*o };
+                &without_pace
+            }
+            None => o,
+        };
         // Asked again (rarely: a minute's first ballot) with every pace bucket named.
         for every_bucket in [false, true] {
             let (day, total, ready) = self.quota_keys(q);
@@ -494,10 +519,13 @@ impl Counters for RedisCounters {
                         0 | 2 => quota_outcome(&[code, value])?,
                         _ => quota_outcome(&[code])?,
                     };
-                    let observed = match b.observation {
-                        Some(o) => observed(o, out)?,
+                    let mut observed = match b.observation {
+                        Some(_) => observed(o, out)?,
                         None => Observed::default(),
                     };
+                    if let Some(pace) = copied {
+                        observed.pace = pace;
+                    }
                     Ok(BallotOutcome::Done(observed, quota))
                 }
                 ref other => Err(unavailable(format!("take_ballot answered {other:?}"))),
@@ -510,6 +538,10 @@ impl Counters for RedisCounters {
         if votes.is_empty() {
             return Ok(());
         }
+        let whole = {
+            let copies = self.pace.read().unwrap_or_else(|e| e.into_inner());
+            pace_copy::wants_whole(copies.get(prefix), Instant::now())
+        };
         let mut inv = Eval::new();
         inv.key(self.pace_sums_key(prefix));
         for minute in votes.keys() {
@@ -517,14 +549,24 @@ impl Counters for RedisCounters {
         }
         inv.arg(PACE_TTL_SECS)
             .arg(PACE_RECENT_MINUTES)
-            .arg(PACE_SPAN);
+            .arg(PACE_SPAN)
+            .arg(u8::from(whole));
         for (minute, candidates) in votes {
             inv.arg(*minute).arg(candidates.len());
             for (c, n) in candidates {
                 inv.arg(*c).arg(*n);
             }
         }
-        self.eval::<i64>(&COUNT_PACE, &inv).await.map(|_| ())
+        let pairs: Vec<(String, i64)> = self.eval(&COUNT_PACE, &inv).await?;
+        let answer = pace_copy::Answer::parse(&pairs)
+            .ok_or_else(|| unavailable(format!("count_pace answered {pairs:?}")))?;
+        let mut copies = self.pace.write().unwrap_or_else(|e| e.into_inner());
+        let mut copy = copies.remove(prefix);
+        pace_copy::merge(&mut copy, answer, whole, Instant::now());
+        if let Some(copy) = copy {
+            copies.insert(prefix.to_string(), copy);
+        }
+        Ok(())
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> CounterResult<bool> {

@@ -508,3 +508,43 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     let ttl: i64 = conn.ttl(&day).await.unwrap();
     assert!(ttl > 2 * 24 * 3600 - 60, "day ttl {ttl}");
 }
+
+/// A ballot's step reads its candidates' pace from the instance's copy of the sums (see
+/// pace_copy.rs): the instance's own batches keep the copy exact for their candidates, and
+/// another instance's votes reach it once its whole read back is older than `FRESH`
+/// (250 ms), when the ballot reads in Redis again. The exact read (the risk step alone) sees
+/// every count at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_reads_the_pace_from_the_instance_copy_within_its_freshness() {
+    let prefix = unique("t");
+    let a = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    let b = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    a.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let votes = |n: u64| PaceVotes::from([(500, [(3, n)].into())]);
+    let pace_of_3 = |seen: Observed| seen.pace;
+    // The minute's first ballot makes the sums in Redis; a's batch counts it and reads them
+    // back whole.
+    let (seen, _) = done(take_ballot(&a, "v1", None).await);
+    assert_eq!(pace_of_3(seen), [pace(1, 1, 0, 0)]);
+    let copied = std::time::Instant::now();
+    a.count_pace("{c7}~pace", &votes(1)).await.unwrap();
+    // Another instance counts two votes: Redis has them at once, a's copy not yet.
+    b.count_pace("{c7}~pace", &votes(2)).await.unwrap();
+    assert_eq!(read_pace(&a, "{c7}~pace", 500).await[2], pace(4, 6, 0, 0));
+    let (seen, _) = done(take_ballot(&a, "v2", None).await);
+    if copied.elapsed() < Duration::from_millis(200) {
+        assert_eq!(pace_of_3(seen), [pace(2, 2, 0, 0)], "from a's copy");
+    } else {
+        // A machine so slow that the copy grew old in between: read in Redis.
+        assert_eq!(pace_of_3(seen), [pace(4, 4, 0, 0)], "from Redis");
+    }
+    // a's own batch: its candidate's fields and the totals come back with it.
+    a.count_pace("{c7}~pace", &votes(1)).await.unwrap();
+    let (seen, _) = done(take_ballot(&a, "v3", None).await);
+    assert_eq!(pace_of_3(seen), [pace(5, 5, 0, 0)]);
+    // Past the copy's freshness, b's next vote is read in Redis.
+    b.count_pace("{c7}~pace", &votes(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (seen, _) = done(take_ballot(&a, "v4", None).await);
+    assert_eq!(pace_of_3(seen), [pace(6, 6, 0, 0)]);
+}
