@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minyi::counters::{
-    BallotOutcome, BallotStep, Counters, Observation, PaceProbe, PaceVotes, QuotaOutcome,
-    QuotaRequest, Rebuild, RedisCounters, Throttle, pace_prefix,
+    BallotOutcome, BallotStep, Counters, DAY_LIMIT_FIELD, Observation, PaceProbe, PaceVotes,
+    QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle, day_key, pace_prefix,
 };
 use minyi::domain::rate::RateSpec;
 
@@ -102,10 +102,13 @@ async fn ballot(counters: &RedisCounters, checks: Checks, n: usize, minute: i64)
             vec![
                 Throttle {
                     key: format!("{tag}~rl:ip:{}", n % VOTERS),
+                    field: None,
                     spec,
                 },
+                // As the vote path keeps it: in the voter's day, with the quotas.
                 Throttle {
-                    key: format!("{tag}~rl:voter:{voter}"),
+                    key: day_key(&quota),
+                    field: Some(DAY_LIMIT_FIELD),
                     spec,
                 },
             ]

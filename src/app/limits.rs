@@ -26,7 +26,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateSettings;
-use crate::counters::{Counters, Throttle};
+use crate::counters::{Counters, DAY_LIMIT_FIELD, Throttle};
 use crate::domain::keyed::VoterId;
 use crate::domain::rate::RateSpec;
 
@@ -142,8 +142,12 @@ impl Limits {
             return Some(wait);
         }
         let keyed = self.per_ip(class)?;
-        self.shared(&format!("rl:{}:ip:{ip}", class.name()), &keyed.spec)
-            .await
+        self.shared(&Throttle {
+            key: format!("rl:{}:ip:{ip}", class.name()),
+            field: None,
+            spec: keyed.spec,
+        })
+        .await
     }
 
     /// The in-process part of `check_ip` only: for a ballot, whose shared address limit the
@@ -181,6 +185,7 @@ impl Limits {
             .zip(ip)
             .map(|(keyed, ip)| Throttle {
                 key: format!("{{c{campaign_id}}}~rl:ballot:ip:{ip}"),
+                field: None,
                 spec: keyed.spec,
             });
         address
@@ -193,8 +198,31 @@ impl Limits {
         let keyed = self.per_voter.as_ref()?;
         Some(Throttle {
             key: format!("{{c{campaign_id}}}~rl:voter:{voter}"),
+            field: None,
             spec: keyed.spec,
         })
+    }
+
+    /// Moves the voter's limit among a ballot's `limits` into the voter's day of the
+    /// campaign (`day_key`, the hash of its quotas), once the campaign and so its day are
+    /// known: the ballot's one step in the counter store then reads and writes it with the
+    /// quotas, and a ballot refused before that step counts against the same limit. (A
+    /// ballot for no campaign keeps it under a key of its own.) The limit thus starts afresh
+    /// with the campaign's day, as the quotas do.
+    pub fn keep_voter_limit_in_day(
+        &self,
+        limits: &mut [Throttle],
+        campaign_id: i64,
+        voter: &VoterId,
+        day_key: String,
+    ) {
+        let Some(own) = self.voter_throttle(campaign_id, voter) else {
+            return;
+        };
+        if let Some(limit) = limits.iter_mut().find(|l| l.key == own.key) {
+            limit.key = day_key;
+            limit.field = Some(DAY_LIMIT_FIELD);
+        }
     }
 
     /// One rating by `voter` in a campaign, in process and then shared.
@@ -203,13 +231,13 @@ impl Limits {
             return Some(wait);
         }
         let limit = self.voter_throttle(campaign_id, voter)?;
-        self.shared(&limit.key, &limit.spec).await
+        self.shared(&limit).await
     }
 
     /// Shared limits checked alone, in order: the first that refuses answers.
     pub async fn check_shared(&self, limits: &[Throttle]) -> Option<Duration> {
         for limit in limits {
-            if let Some(wait) = self.shared(&limit.key, &limit.spec).await {
+            if let Some(wait) = self.shared(limit).await {
                 return Some(wait);
             }
         }
@@ -218,8 +246,8 @@ impl Limits {
 
     /// The limit across instances. If Redis does not answer, the local limit stands alone
     /// (the ballot itself then fails on its quota, which needs Redis too).
-    async fn shared(&self, key: &str, spec: &RateSpec) -> Option<Duration> {
-        match self.counters.throttle(key, spec).await {
+    async fn shared(&self, limit: &Throttle) -> Option<Duration> {
+        match self.counters.throttle(limit).await {
             Ok(wait) => wait,
             Err(e) => {
                 tracing::warn!(error = %e, "shared rate limit not checked");

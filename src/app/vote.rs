@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Services, recount, review};
 use crate::counters::{
     BallotOutcome, BallotStep, CounterError, Observation, Observed, PaceProbe, QuotaOutcome,
-    QuotaRequest, Throttle, idempotency_key, pace_minute, pace_prefix,
+    QuotaRequest, Throttle, idempotency_key, pace_minute, pace_prefix, voter_day_key,
 };
 use crate::domain::ballot::{self, BallotError};
 use crate::domain::campaign::{CurrentPhase, FraudPolicy, Kind, current_phase};
@@ -127,6 +127,13 @@ async fn cast_within_limit(
         Err(e) => return Err(e.into()),
     };
     let campaign = &view.campaign;
+    let day = ballot::quota_day(cast.now, ballot::zone(&campaign.timezone));
+    services.limits.keep_voter_limit_in_day(
+        limits,
+        campaign.id,
+        cast.voter,
+        voter_day_key(campaign.id, day, cast.voter.as_str()),
+    );
     if view.blocks(cast.voter.as_str(), cast.ip) {
         return Err(VoteError::VoterBlocked);
     }

@@ -13,9 +13,10 @@ local function redis_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- gcra_at(key, tat, ...): the same with the key's value already read (`tat`, false for none),
--- so that a script with several limits reads them all in one MGET.
-local function gcra_at(key, tat, interval, burst, now)
+-- gcra_next(tat, interval, burst, now): the step alone, from the TAT read (false for none):
+-- 0 and the new TAT (a string) when allowed, else the milliseconds to wait. Numbers as
+-- strings: Redis formats a Lua number with a costly floating-point printf.
+local function gcra_next(tat, interval, burst, now)
   tat = tonumber(tat or '0')
   if tat < now then
     tat = now
@@ -24,12 +25,31 @@ local function gcra_at(key, tat, interval, burst, now)
   if allow_at > now then
     return allow_at - now
   end
-  -- The key expires at its new TAT: past it, its absence says the same (a TAT before now
-  -- counts as now), and one string serves as both. Numbers as strings: Redis formats a Lua
-  -- number with a costly floating-point printf.
-  local new_tat = string.format('%d', tat + interval)
-  redis.call('SET', key, new_tat, 'PXAT', new_tat)
-  return 0
+  return 0, string.format('%d', tat + interval)
+end
+
+-- gcra_at(key, tat, ...): gcra() with the key's value already read (`tat`, false for none),
+-- so that a script with several limits reads them all in one MGET.
+local function gcra_at(key, tat, interval, burst, now)
+  local wait, new_tat = gcra_next(tat, interval, burst, now)
+  if wait == 0 then
+    -- The key expires at its new TAT: past it, its absence says the same (a TAT before
+    -- now counts as now), and one string serves as both.
+    redis.call('SET', key, new_tat, 'PXAT', new_tat)
+  end
+  return wait
+end
+
+-- gcra_in_hash(key, field, interval, burst, now, ttl): a limit whose TAT is a field of a
+-- hash with an expiry of its own (a voter's ballot limit, in the voter's day: see
+-- quota_fn.lua); a hash this makes gets `ttl` seconds.
+local function gcra_in_hash(key, field, interval, burst, now, ttl)
+  local wait, new_tat = gcra_next(redis.call('HGET', key, field), interval, burst, now)
+  if wait == 0 and redis.call('HSET', key, field, new_tat) == 1
+      and redis.call('HLEN', key) == 1 then
+    redis.call('EXPIRE', key, ttl)
+  end
+  return wait
 end
 
 local function gcra(key, interval, burst, now)

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::{
     APPLIED_KEPT, CounterResult, Counters, Observation, Observed, PACE_SPAN, PaceVotes,
-    QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, day_key, pace_of, ready_key,
-    total_key, voter_day_key, voter_total_key,
+    QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, Throttle, day_key, pace_of,
+    ready_key, total_key, voter_day_key, voter_total_key,
 };
 
 #[derive(Default)]
@@ -282,11 +282,7 @@ impl Counters for MemoryCounters {
         Ok(RecountOutcome::Rebuilt)
     }
 
-    async fn throttle(
-        &self,
-        _key: &str,
-        _spec: &crate::domain::rate::RateSpec,
-    ) -> CounterResult<Option<Duration>> {
+    async fn throttle(&self, _limit: &Throttle) -> CounterResult<Option<Duration>> {
         Ok(None)
     }
 

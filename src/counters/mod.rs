@@ -96,8 +96,16 @@ pub struct PaceProbe<'a> {
 #[derive(Debug, Clone)]
 pub struct Throttle {
     pub key: String,
+    /// `None`: the limit is the key's own. Else the field of the hash at `key` that holds
+    /// it, the hash having an expiry of its own: a voter's ballot limit is kept in the
+    /// voter's day (`DAY_LIMIT_FIELD` of `day_key`), where the ballot's step reads and writes
+    /// it with the quotas.
+    pub field: Option<&'static str>,
     pub spec: RateSpec,
 }
+
+/// The field of a voter's day (`day_key`) that holds the voter's ballot limit.
+pub const DAY_LIMIT_FIELD: &str = "~rl";
 
 /// One ballot's work in the counter store (see `Counters::take_ballot`).
 #[derive(Debug, Clone)]
@@ -272,7 +280,7 @@ pub trait Counters: Send + Sync + 'static {
     /// One request against a rate limit shared by every instance: `None` when allowed, else
     /// how long to wait. The in-process counters have nothing to share and always allow (the
     /// service's own limiter covers the embedded deployment).
-    async fn throttle(&self, key: &str, spec: &RateSpec) -> CounterResult<Option<Duration>>;
+    async fn throttle(&self, limit: &Throttle) -> CounterResult<Option<Duration>>;
     /// Replaces a campaign's quotas with `state` and marks it ready (the live counts are
     /// `recount_votes`'s). Unless `force`, it does nothing when the campaign is already ready
     /// (a rebuild that comes late or twice must not wipe quotas taken since).
@@ -285,7 +293,7 @@ pub async fn take_ballot_in_steps<C: Counters + ?Sized>(
     b: &BallotStep<'_>,
 ) -> CounterResult<BallotOutcome> {
     for limit in &b.limits {
-        if let Some(wait) = counters.throttle(&limit.key, &limit.spec).await? {
+        if let Some(wait) = counters.throttle(limit).await? {
             return Ok(BallotOutcome::Throttled(wait));
         }
     }

@@ -24,10 +24,11 @@ use std::collections::HashMap;
 
 use super::pace_copy::{self, PaceCopy};
 use super::{
-    APPLIED_KEPT, BallotOutcome, BallotStep, CounterError, CounterResult, Counters, Observation,
-    Observed, PACE_RECENT_MINUTES, PACE_SPAN, PACE_TTL_SECS, PaceProbe, PaceVotes, QuotaOutcome,
-    QuotaRequest, Rebuild, RecountOutcome, Tally, applied_key, counted_through_key, day_key,
-    ready_key, take_ballot_in_steps, total_key, voter_day_key, voter_total_key, votes_key,
+    APPLIED_KEPT, BallotOutcome, BallotStep, CounterError, CounterResult, Counters,
+    DAY_LIMIT_FIELD, Observation, Observed, PACE_RECENT_MINUTES, PACE_SPAN, PACE_TTL_SECS,
+    PaceProbe, PaceVotes, QuotaOutcome, QuotaRequest, Rebuild, RecountOutcome, Tally, Throttle,
+    applied_key, counted_through_key, day_key, ready_key, take_ballot_in_steps, total_key,
+    voter_day_key, voter_total_key, votes_key,
 };
 use crate::domain::risk::Pace;
 
@@ -471,7 +472,15 @@ impl Counters for RedisCounters {
             .observation
             .and_then(|o| o.pace.as_ref())
             .is_none_or(|p| p.candidates == q.candidates);
-        if !same_candidates || (b.limits.is_empty() && b.observation.is_none()) {
+        // The limits with keys of their own, then at most one kept in this voter's day.
+        let (own_keys, in_day) = match b.limits.split_last() {
+            Some((last, rest)) if last.field.is_some() => (rest, Some(last)),
+            _ => (&b.limits[..], None),
+        };
+        let day_limit_here = in_day
+            .is_none_or(|l| l.field == Some(DAY_LIMIT_FIELD) && l.key == day_key(q))
+            && own_keys.iter().all(|l| l.field.is_none());
+        if !same_candidates || !day_limit_here || (b.limits.is_empty() && b.observation.is_none()) {
             return take_ballot_in_steps(self, b).await;
         }
         let nothing = Observation {
@@ -495,15 +504,22 @@ impl Counters for RedisCounters {
             let (day, total, ready) = self.quota_keys(q);
             let mut inv = Eval::new();
             inv.key(day).key(total).key(ready);
-            for limit in &b.limits {
+            for limit in own_keys {
                 inv.key(self.key(&limit.key));
             }
             quota_limits(&mut inv, q);
-            inv.arg(b.limits.len());
-            for limit in &b.limits {
+            inv.arg(own_keys.len());
+            for limit in own_keys {
                 inv.arg(gcra_interval_ms(&limit.spec))
                     .arg(limit.spec.count.get());
             }
+            match in_day {
+                Some(limit) => inv
+                    .arg(1)
+                    .arg(gcra_interval_ms(&limit.spec))
+                    .arg(limit.spec.count.get()),
+                None => inv.arg(0),
+            };
             self.add_observation(&mut inv, o, q.candidates, every_bucket);
             let reply: Step<Vec<i64>> = self.eval(&TAKE_BALLOT, &inv).await?;
             let reply = match reply {
@@ -666,20 +682,17 @@ impl Counters for RedisCounters {
         })
     }
 
-    async fn throttle(
-        &self,
-        key: &str,
-        spec: &crate::domain::rate::RateSpec,
-    ) -> CounterResult<Option<Duration>> {
-        let key = self.key(key);
-        let interval_ms = gcra_interval_ms(spec);
+    async fn throttle(&self, limit: &Throttle) -> CounterResult<Option<Duration>> {
+        let key = self.key(&limit.key);
+        let interval_ms = gcra_interval_ms(&limit.spec);
         let wait_ms: u64 = self
             .run(|mut c| async move {
-                GCRA.key(&key)
-                    .arg(interval_ms)
-                    .arg(spec.count.get())
-                    .invoke_async(&mut c)
-                    .await
+                let mut inv = GCRA.key(&key);
+                inv.arg(interval_ms).arg(limit.spec.count.get());
+                if let Some(field) = limit.field {
+                    inv.arg(field).arg(DAY_TTL_SECS);
+                }
+                inv.invoke_async(&mut c).await
             })
             .await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minyi::counters::{
-    BallotOutcome, BallotStep, Counters, MemoryCounters, Observation, Observed, PaceProbe,
-    PaceVotes, QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle,
+    BallotOutcome, BallotStep, Counters, DAY_LIMIT_FIELD, MemoryCounters, Observation, Observed,
+    PaceProbe, PaceVotes, QuotaOutcome, QuotaRequest, Rebuild, RedisCounters, Throttle, day_key,
 };
 use minyi::domain::rate::RateSpec;
 use minyi::domain::risk::Pace;
@@ -144,8 +144,9 @@ async fn observe_at(
     let o = match step {
         Step::Observe => counters.observe(&observation).await.unwrap(),
         Step::Ballot => {
-            // The same through the ballot's one step, with a shared limit before the
-            // signals and the quotas after them (their answers share one reply).
+            // The same through the ballot's one step, with shared limits before the
+            // signals (one with a key of its own, the voter's in its day) and the quotas
+            // after them (their answers share one reply).
             let quota = QuotaRequest {
                 campaign_id: 9,
                 voter,
@@ -155,11 +156,20 @@ async fn observe_at(
                 votes_per_candidate_per_day: 100,
                 votes_per_campaign: Some(100),
             };
+            let spec = RateSpec::parse("1000/min").unwrap().unwrap();
             let step = BallotStep {
-                limits: vec![Throttle {
-                    key: format!("{{c9}}~rl:voter:{voter}"),
-                    spec: RateSpec::parse("1000/min").unwrap().unwrap(),
-                }],
+                limits: vec![
+                    Throttle {
+                        key: format!("{{c9}}~rl:ballot:ip:{voter}"),
+                        field: None,
+                        spec,
+                    },
+                    Throttle {
+                        key: day_key(&quota),
+                        field: Some(DAY_LIMIT_FIELD),
+                        spec,
+                    },
+                ],
                 observation: Some(&observation),
                 quota: &quota,
             };
@@ -348,7 +358,7 @@ async fn the_pace_of_five_thousand_candidates_is_rebuilt_whole() {
 }
 
 /// One ballot of `voter` for candidate 3 of campaign 7 in one step: signals, quotas (two
-/// votes a day), and a shared limit of `limit` a minute if any.
+/// votes a day), and the voter's shared limit of `limit` a minute, kept in its day, if any.
 async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) -> BallotOutcome {
     let sets = [("{c7}~dev:d".to_string(), Duration::from_secs(600))];
     let o = Observation {
@@ -371,16 +381,22 @@ async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) 
     };
     let step = BallotStep {
         limits: limit
-            .map(|spec| Throttle {
-                key: format!("{{c7}}~rl:voter:{voter}"),
-                spec: RateSpec::parse(spec).unwrap().unwrap(),
-            })
+            .map(|spec| voter_limit(voter, spec))
             .into_iter()
             .collect(),
         observation: Some(&o),
         quota: &q,
     };
     counters.take_ballot(&step).await.unwrap()
+}
+
+/// `voter`'s ballot limit of `spec` in campaign 7, kept in its day of 2026-05-01.
+fn voter_limit(voter: &str, spec: &str) -> Throttle {
+    Throttle {
+        key: format!("{{c7}}:day:2026-05-01:{voter}"),
+        field: Some(DAY_LIMIT_FIELD),
+        spec: RateSpec::parse(spec).unwrap().unwrap(),
+    }
 }
 
 fn done(outcome: BallotOutcome) -> (Observed, QuotaOutcome) {
@@ -444,11 +460,10 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
     assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
 }
 
-/// What the ballot step leaves in Redis: the voter's day hash holds the day's total and each
-/// candidate's votes (written at once from what the step read), with the expiry the day's
-/// first ballot gave it; the voter's limit key holds its theoretical arrival time and
-/// expires at it, when its absence says the same (`PEXPIRETIME` needs Redis 7, as the tests
-/// do; the service needs 6.2).
+/// What the ballot step leaves in Redis: the voter's day hash holds the day's total, each
+/// candidate's votes and the voter limit's theoretical arrival time (written at once from
+/// what the step read), with the expiry the day's first ballot gave it; no key of the
+/// limit's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     use redis::AsyncCommands;
@@ -458,11 +473,12 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let day = format!("{prefix}:{{c7}}:day:2026-05-01:v");
-    let limit = format!("{prefix}:{{c7}}~rl:voter:v");
     let mut tats = Vec::new();
     for expected in ["1", "2"] {
         done(take_ballot(&c, "v", Some("2/min")).await);
-        let fields: std::collections::HashMap<String, String> = conn.hgetall(&day).await.unwrap();
+        let mut fields: std::collections::HashMap<String, String> =
+            conn.hgetall(&day).await.unwrap();
+        let tat: i64 = fields.remove("~rl").unwrap().parse().unwrap();
         let want = [("_", expected), ("3", expected)];
         let want = want.map(|(f, n)| (f.to_string(), n.to_string())).into();
         assert_eq!(fields, want);
@@ -471,23 +487,23 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
             ttl > 2 * 24 * 3600 - 60 && ttl <= 2 * 24 * 3600,
             "day ttl {ttl}"
         );
-        let tat: i64 = conn.get(&limit).await.unwrap();
-        let expires: i64 = redis::cmd("PEXPIRETIME")
-            .arg(&limit)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(expires, tat, "the limit's key expires at its TAT");
         tats.push(tat);
     }
     // Two a minute: each ballot moves the TAT by 30 s.
     assert_eq!(tats[1] - tats[0], 30_000);
+    let own: bool = conn
+        .exists(format!("{prefix}:{{c7}}~rl:voter:v"))
+        .await
+        .unwrap();
+    assert!(!own, "the limit has no key of its own");
     assert!(matches!(
         take_ballot(&c, "v", Some("2/min")).await,
         BallotOutcome::Throttled(_)
     ));
     let total: i64 = conn.get(format!("{prefix}:{{c7}}:total:v")).await.unwrap();
     assert_eq!(total, 2, "the throttled ballot took nothing");
+    let tat: i64 = conn.hget(&day, "~rl").await.unwrap();
+    assert_eq!(tat, tats[1], "nor moved the limit");
     // A day given back whole: its next ballot is the day's first again and gives the hash
     // its expiry anew (taken away here to see it come back).
     let q = QuotaRequest {
@@ -507,6 +523,52 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     assert_eq!((fields["_"].as_str(), fields["3"].as_str()), ("1", "1"));
     let ttl: i64 = conn.ttl(&day).await.unwrap();
     assert!(ttl > 2 * 24 * 3600 - 60, "day ttl {ttl}");
+}
+
+/// A voter's limit kept in its day is one limit, whether checked alone (a ballot refused
+/// before its step) or in the step, and a ballot the quotas refuse still spends a request
+/// of it (as a limit with a key of its own did). Checked alone, it makes the day with its
+/// expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voters_limit_kept_in_its_day_counts_every_request_once() {
+    use redis::AsyncCommands;
+    let prefix = unique("t");
+    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let day = format!("{prefix}:{{c7}}:day:2026-05-01:w");
+    let limit = voter_limit("w", "4/min");
+    // Alone: the day is made, holding the limit only, with its expiry.
+    assert_eq!(c.throttle(&limit).await.unwrap(), None);
+    let fields: Vec<String> = conn.hkeys(&day).await.unwrap();
+    assert_eq!(fields, ["~rl"]);
+    let ttl: i64 = conn.ttl(&day).await.unwrap();
+    assert!(ttl > 2 * 24 * 3600 - 60, "day ttl {ttl}");
+    // Two ballots taken (two a day), a third refused by the quota: four requests in all.
+    for want in [
+        QuotaOutcome::Taken { remaining_today: 1 },
+        QuotaOutcome::Taken { remaining_today: 0 },
+        QuotaOutcome::DailyExhausted,
+    ] {
+        let (_, outcome) = done(take_ballot(&c, "w", Some("4/min")).await);
+        assert_eq!(outcome, want);
+    }
+    let tat: i64 = conn.hget(&day, "~rl").await.unwrap();
+    // The fifth, in the step or alone, waits: about 15 s (4 a minute) for one more.
+    let BallotOutcome::Throttled(wait) = take_ballot(&c, "w", Some("4/min")).await else {
+        panic!("the fifth request in a minute is throttled");
+    };
+    assert!(
+        wait > Duration::from_secs(5) && wait <= Duration::from_secs(15),
+        "{wait:?}"
+    );
+    assert!(c.throttle(&limit).await.unwrap().is_some());
+    let after: i64 = conn.hget(&day, "~rl").await.unwrap();
+    assert_eq!(after, tat, "a refused request moves nothing");
+    // The memory store leaves shared limits to the service's own limiter.
+    let memory = MemoryCounters::default();
+    assert_eq!(memory.throttle(&limit).await.unwrap(), None);
 }
 
 /// A ballot's step reads its candidates' pace from the instance's copy of the sums (see

@@ -243,7 +243,7 @@ async fn ballots_refused_early_are_rate_limited_across_instances_too() {
     let overrides = [("dev_login", "true"), ("rate_ballots_per_voter", "4/min")];
     let a = TestApp::spawn_with(Backend::Postgres, &overrides).await;
     let b = a.second_instance(&overrides).await;
-    let (id, _, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
+    let (id, c, _) = voting_campaign(&a, rules(100, 100, 1, "live"), 1).await;
     let voter = a.dev_citizen("oEarly").await;
     let nobody = "999999".to_string();
     let mut replies = Vec::new();
@@ -259,6 +259,16 @@ async fn ballots_refused_early_are_rate_limited_across_instances_too() {
         "{:?}",
         replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
+    // Refused early or taken, a ballot counts against one limit (kept in the voter's day
+    // with its quotas): two refused, then two taken, then limited.
+    let voter = a.dev_citizen("oMixed").await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let pick = if i < 2 { &nobody } else { &c[0] };
+        statuses.push(ballot(app, &id, &voter, &[pick], None).await.status);
+    }
+    assert_eq!(statuses, [422, 422, 201, 201, 429, 429]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
