@@ -460,6 +460,17 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
     assert_eq!(outcome, QuotaOutcome::Taken { remaining_today: 0 });
 }
 
+/// Redis counters under a fresh prefix with campaign 7 built, the prefix, and a connection
+/// to look at what they leave.
+async fn campaign_7_in_redis() -> (RedisCounters, String, redis::aio::MultiplexedConnection) {
+    let prefix = unique("t");
+    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    (c, prefix, conn)
+}
+
 /// What the ballot step leaves in Redis: the voter's day hash holds the day's total, each
 /// candidate's votes and the voter limit's theoretical arrival time (written at once from
 /// what the step read), with the expiry the day's first ballot gave it; no key of the
@@ -467,11 +478,7 @@ async fn a_ballot_over_the_shared_limit_leaves_no_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     use redis::AsyncCommands;
-    let prefix = unique("t");
-    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
-    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (c, prefix, mut conn) = campaign_7_in_redis().await;
     let day = format!("{prefix}:{{c7}}:day:2026-05-01:v");
     let mut tats = Vec::new();
     for expected in ["1", "2"] {
@@ -532,11 +539,7 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voters_limit_kept_in_its_day_counts_every_request_once() {
     use redis::AsyncCommands;
-    let prefix = unique("t");
-    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
-    c.rebuild(7, &Rebuild::default(), false).await.unwrap();
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (c, prefix, mut conn) = campaign_7_in_redis().await;
     let day = format!("{prefix}:{{c7}}:day:2026-05-01:w");
     let limit = voter_limit("w", "4/min");
     // Alone: the day is made, holding the limit only, with its expiry.
