@@ -9,8 +9,11 @@
 -- negative count, and a day's hash with no expiry (take_quota.lua sets the expiry when the
 -- day's first ballot makes the hash).
 --
+-- A day that holds only the voter's rate limit (`~rl`, made by a request the quotas did not
+-- take, after Redis lost the day) has no quotas either: its total `_` is what says so.
+--
 -- Returns the number of candidates given back.
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], '_') == 1 then
   for i = 1, #ARGV do
     redis.call('HINCRBY', KEYS[1], ARGV[i], -1)
   end

@@ -11,9 +11,13 @@
 //! ballots of a minute, a quiet campaign, a clock behind). The pace counts committed ballots
 //! only in any case: the copy lags Redis by at most the time since its last whole read.
 //!
-//! The sums carry a version (`#`), raised by every count, so that a late answer never
-//! overwrites a newer one: answers are ordered by (minute, version). Pure: no I/O, the clock
-//! is the caller's.
+//! The sums carry a version (`#`), raised by every count, and each value of the copy keeps
+//! the version it was read at, so that a late answer (two batches of a lane are in flight at
+//! once) never overwrites a newer value, and its own fields still count where they are newer.
+//! Should the sums vanish within a minute (Redis lost them) and be made afresh, their
+//! version starts again below the copy's: the copy then takes nothing more for that minute
+//! and ballots read in Redis once its last whole read is `FRESH` old. Pure: no I/O, the
+//! clock is the caller's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,12 +32,14 @@ pub const REFRESH: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaceCopy {
     minute: i64,
-    version: i64,
+    /// The version of the last whole read, and when it was asked for.
+    whole_version: i64,
     whole_at: Instant,
-    recent_all: u64,
-    before_all: u64,
-    /// Candidate → (votes recent, votes before); a candidate absent has none.
-    candidates: HashMap<i64, (u64, u64)>,
+    /// (votes recent, votes before, the version they were read at).
+    totals: (u64, u64, i64),
+    /// Candidate → its votes recent and before, and their version; a candidate absent has
+    /// none (as of the last whole read).
+    candidates: HashMap<i64, (u64, u64, i64)>,
 }
 
 /// What count_pace.lua answered, parsed: the sums' minute and version and the fields it read.
@@ -80,46 +86,54 @@ pub fn wants_whole(copy: Option<&PaceCopy>, now: Instant) -> bool {
     copy.is_none_or(|c| now.duration_since(c.whole_at) >= REFRESH)
 }
 
-/// `copy` after a count's answer (`whole`: every field was read). An answer without a minute
-/// (no sums in Redis, or too many fields to read back) leaves no copy; an answer older than
-/// the copy changes nothing; a partial answer of a later minute drops the copy (its other
-/// candidates' fields are of the old minute), so that the next count reads whole.
-pub fn merge(copy: &mut Option<PaceCopy>, answer: Answer, whole: bool, now: Instant) {
+/// `copy` after a count's answer (`whole`: every field was read; `asked_at`: when the count
+/// was sent, so that the copy's age is never understated). An answer without a minute (no
+/// sums in Redis, or too many fields to read back) leaves no copy; one of an earlier minute
+/// changes nothing; a whole answer of a later minute replaces the copy, a partial one drops
+/// it (the other candidates' values are of the old minute) so that the next count reads
+/// whole. Within the minute each value takes the answer's where the answer is newer.
+pub fn merge(copy: &mut Option<PaceCopy>, answer: Answer, whole: bool, asked_at: Instant) {
     let Some(minute) = answer.minute else {
         *copy = None;
         return;
     };
-    let newer = copy
-        .as_ref()
-        .is_none_or(|c| (minute, answer.version) > (c.minute, c.version));
-    if whole {
-        if newer {
-            *copy = Some(PaceCopy {
-                minute,
-                version: answer.version,
-                whole_at: now,
-                recent_all: answer.recent_all,
-                before_all: answer.before_all,
-                candidates: answer
-                    .candidates
-                    .into_iter()
-                    .map(|(id, r, b)| (id, (r, b)))
-                    .collect(),
-            });
+    let v = answer.version;
+    let fresh = PaceCopy {
+        minute,
+        whole_version: v,
+        whole_at: asked_at,
+        totals: (answer.recent_all, answer.before_all, v),
+        candidates: HashMap::new(),
+    };
+    let c = match copy {
+        Some(c) if c.minute == minute => c,
+        Some(c) if c.minute > minute => return,
+        _ if whole => copy.insert(fresh),
+        _ => {
+            *copy = None;
+            return;
         }
-        return;
+    };
+    if v > c.totals.2 {
+        c.totals = (answer.recent_all, answer.before_all, v);
     }
-    match copy {
-        Some(c) if newer && c.minute == minute => {
-            c.version = answer.version;
-            c.recent_all = answer.recent_all;
-            c.before_all = answer.before_all;
-            for (id, r, b) in answer.candidates {
-                c.candidates.insert(id, (r, b));
+    for (id, r, b) in &answer.candidates {
+        let value = c.candidates.entry(*id).or_insert((0, 0, i64::MIN));
+        if v > value.2 {
+            *value = (*r, *b, v);
+        }
+    }
+    if whole && v >= c.whole_version {
+        // Candidates the whole read did not name had no votes at its version.
+        let named: std::collections::HashSet<i64> =
+            answer.candidates.iter().map(|(id, ..)| *id).collect();
+        for (id, value) in c.candidates.iter_mut() {
+            if !named.contains(id) && v > value.2 {
+                *value = (0, 0, v);
             }
         }
-        Some(_) if newer => *copy = None,
-        _ => {}
+        c.whole_version = v;
+        c.whole_at = asked_at;
     }
 }
 
@@ -129,17 +143,18 @@ pub fn read(copy: &PaceCopy, minute: i64, candidates: &[i64], now: Instant) -> O
     if copy.minute != minute || now.duration_since(copy.whole_at) >= FRESH {
         return None;
     }
-    let recent_all = copy.recent_all + candidates.len() as u64;
+    let (recent_all, before_all, _) = copy.totals;
+    let recent_all = recent_all + candidates.len() as u64;
     Some(
         candidates
             .iter()
             .map(|id| {
-                let (recent, before) = copy.candidates.get(id).copied().unwrap_or_default();
+                let (recent, before, _) = copy.candidates.get(id).copied().unwrap_or_default();
                 Pace {
                     recent: recent + 1,
                     recent_all,
                     before,
-                    before_all: copy.before_all,
+                    before_all,
                 }
             })
             .collect(),
@@ -153,6 +168,21 @@ mod tests {
     fn answer(fields: &[(&str, i64)]) -> Answer {
         let pairs: Vec<(String, i64)> = fields.iter().map(|(f, v)| (f.to_string(), *v)).collect();
         Answer::parse(&pairs).expect("a valid answer")
+    }
+
+    /// An answer of minute 100 at `version`: the totals, then (candidate, recent, before).
+    fn at_100(version: i64, totals: (i64, i64), candidates: &[(i64, i64, i64)]) -> Answer {
+        let mut fields = vec![
+            ("@".to_string(), 100),
+            ("#".to_string(), version),
+            ("r:*".to_string(), totals.0),
+            ("b:*".to_string(), totals.1),
+        ];
+        for (id, r, b) in candidates {
+            fields.push((format!("r:{id}"), *r));
+            fields.push((format!("b:{id}"), *b));
+        }
+        Answer::parse(&fields).expect("a valid answer")
     }
 
     fn pace(recent: u64, recent_all: u64, before: u64, before_all: u64) -> Pace {
@@ -197,33 +227,48 @@ mod tests {
         let t = Instant::now();
         let mut copy = None;
         merge(&mut copy, answer(WHOLE), true, t);
-        let later = &[
-            ("@", 100),
-            ("#", 6),
-            ("r:*", 13),
-            ("b:*", 30),
-            ("r:2", 7),
-            ("b:2", 10),
-        ];
-        merge(&mut copy, answer(later), false, t);
+        merge(&mut copy, at_100(6, (13, 30), &[(2, 7, 10)]), false, t);
         // Candidate 2 and the totals from the batch; candidate 1 as the whole read left it.
         let c = copy.clone().unwrap();
         assert_eq!(
             read(&c, 100, &[1, 2], t),
             Some(vec![pace(7, 15, 20, 30), pace(8, 15, 10, 30)])
         );
-        // An answer older than the copy (version 5) arriving late changes nothing, whole or not.
-        let late = &[
-            ("@", 100),
-            ("#", 5),
-            ("r:*", 12),
-            ("b:*", 30),
-            ("r:2", 6),
-            ("b:2", 10),
-        ];
-        merge(&mut copy, answer(late), false, t);
-        merge(&mut copy, answer(late), true, t + REFRESH);
+        // An answer older than the copy's values (version 5) arriving late changes none of
+        // them.
+        merge(&mut copy, at_100(5, (12, 30), &[(2, 6, 10)]), false, t);
         assert_eq!(copy, Some(c));
+    }
+
+    /// Two batches of one lane in flight: the first counted (version 5, candidate 1) answers
+    /// after the second (version 6, candidate 2). Each candidate keeps its newest value, so
+    /// the instance's own votes are all in the copy.
+    #[test]
+    fn answers_out_of_order_keep_each_candidates_newest_value() {
+        let t = Instant::now();
+        let mut copy = None;
+        merge(&mut copy, answer(WHOLE), true, t);
+        merge(&mut copy, at_100(6, (12, 30), &[(2, 5, 10)]), false, t);
+        merge(&mut copy, at_100(5, (11, 30), &[(1, 7, 20)]), false, t);
+        assert_eq!(
+            read(copy.as_ref().unwrap(), 100, &[1, 2], t),
+            Some(vec![pace(8, 14, 20, 30), pace(6, 14, 10, 30)])
+        );
+        // A whole read sent before the second batch but answered after it: the values it
+        // names newer than the copy's count, the others stay; the copy's age is its own.
+        let whole_late = at_100(5, (11, 30), &[(1, 7, 20), (2, 4, 10), (9, 1, 0)]);
+        let asked = t + REFRESH;
+        merge(&mut copy, whole_late, true, asked);
+        let c = copy.as_ref().unwrap();
+        assert_eq!(
+            read(c, 100, &[1, 2, 9], asked),
+            Some(vec![
+                pace(8, 15, 20, 30),
+                pace(6, 15, 10, 30),
+                pace(2, 15, 0, 30)
+            ])
+        );
+        assert!(read(c, 100, &[1], asked + FRESH).is_none());
     }
 
     #[test]

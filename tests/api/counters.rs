@@ -370,15 +370,7 @@ async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) 
             candidates: &[3],
         }),
     };
-    let q = QuotaRequest {
-        campaign_id: 7,
-        voter,
-        day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
-        candidates: &[3],
-        votes_per_day: 2,
-        votes_per_candidate_per_day: 5,
-        votes_per_campaign: None,
-    };
+    let q = quota_of(voter);
     let step = BallotStep {
         limits: limit
             .map(|spec| voter_limit(voter, spec))
@@ -388,6 +380,20 @@ async fn take_ballot(counters: &dyn Counters, voter: &str, limit: Option<&str>) 
         quota: &q,
     };
     counters.take_ballot(&step).await.unwrap()
+}
+
+/// The quotas of `voter`'s ballot for candidate 3 of campaign 7 on 2026-05-01: two votes a
+/// day.
+fn quota_of(voter: &str) -> QuotaRequest<'_> {
+    QuotaRequest {
+        campaign_id: 7,
+        voter,
+        day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+        candidates: &[3],
+        votes_per_day: 2,
+        votes_per_candidate_per_day: 5,
+        votes_per_campaign: None,
+    }
 }
 
 /// `voter`'s ballot limit of `spec` in campaign 7, kept in its day of 2026-05-01.
@@ -513,15 +519,7 @@ async fn a_ballot_step_leaves_its_quotas_and_its_limit_in_redis() {
     assert_eq!(tat, tats[1], "nor moved the limit");
     // A day given back whole: its next ballot is the day's first again and gives the hash
     // its expiry anew (taken away here to see it come back).
-    let q = QuotaRequest {
-        campaign_id: 7,
-        voter: "v",
-        day: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
-        candidates: &[3],
-        votes_per_day: 2,
-        votes_per_candidate_per_day: 5,
-        votes_per_campaign: None,
-    };
+    let q = quota_of("v");
     c.give_back(&q).await.unwrap();
     c.give_back(&q).await.unwrap();
     let _: bool = conn.persist(&day).await.unwrap();
@@ -572,6 +570,34 @@ async fn a_voters_limit_kept_in_its_day_counts_every_request_once() {
     // The memory store leaves shared limits to the service's own limiter.
     let memory = MemoryCounters::default();
     assert_eq!(memory.throttle(&limit).await.unwrap(), None);
+}
+
+/// A day made by a ballot step whose quotas are refused (here: not rebuilt yet) holds the
+/// voter's limit only, with the day's expiry; giving back quotas to such a day (a ledger
+/// write that failed after Redis lost the day) changes nothing, where it once made negative
+/// counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_holding_only_the_limit_has_an_expiry_and_nothing_to_give_back() {
+    use redis::AsyncCommands;
+    let prefix = unique("t");
+    let c = RedisCounters::new(&redis_url(), &prefix).unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let day = format!("{prefix}:{{c7}}:day:2026-05-01:x");
+    let (_, outcome) = done(take_ballot(&c, "x", Some("4/min")).await);
+    assert_eq!(outcome, QuotaOutcome::NotReady);
+    let fields: Vec<String> = conn.hkeys(&day).await.unwrap();
+    assert_eq!(fields, ["~rl"]);
+    let ttl: i64 = conn.ttl(&day).await.unwrap();
+    assert!(ttl > 2 * 24 * 3600 - 60, "day ttl {ttl}");
+    let q = quota_of("x");
+    c.give_back(&q).await.unwrap();
+    let fields: Vec<String> = conn.hkeys(&day).await.unwrap();
+    assert_eq!(
+        fields,
+        ["~rl"],
+        "nothing given back to a day with no quotas"
+    );
 }
 
 /// A ballot's step reads its candidates' pace from the instance's copy of the sums (see

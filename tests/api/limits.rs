@@ -233,6 +233,14 @@ async fn the_limit_holds_across_instances() {
     let t = tally(&replies);
     assert_eq!(t.get("201"), Some(&4), "{t:?}");
     assert_eq!(t.get("429 rate_limited"), Some(&12), "{t:?}");
+    // Each ballot's limits, signals and quotas were one step in Redis, the voter's limit in
+    // its day: never split into separate round trips (the recorder is shared by every app
+    // of this test process, and no ballot of any should be split).
+    let metrics = a.get("/metrics", None).await.text;
+    let split = metrics
+        .lines()
+        .find(|l| l.starts_with("ballot_step_in_parts_total"));
+    assert!(split.is_none(), "{split:?}");
 }
 
 /// With Redis the shared limit is checked with the ballot's signals and quotas; a ballot
