@@ -1,7 +1,7 @@
 //! An instance's copy of a campaign's pace sums (see observe_fn.lua), so that most ballots
 //! read their candidates' pace here instead of in Redis: in the ballot's Redis step the pace
-//! was one command, a key and five arguments more, about 3 µs of Redis's 25 a ballot (of the
-//! 17 that all the checks cost it).
+//! was one command, a key and five arguments more (`counter_step`: Redis's CPU a ballot with
+//! all checks 24.8 µs with it, 20.0 with the copy).
 //!
 //! Each committed batch's count (count_pace.lua) answers with the sums it left: every field
 //! when the copy is older than `REFRESH` (or missing), else only the totals and the fields of
