@@ -183,10 +183,11 @@ impl RedisCounters {
         }
     }
 
-    /// The voter's day, the voter's campaign total and the campaign's "ready" marker.
-    fn quota_keys(&self, q: &QuotaRequest<'_>) -> (String, String, String) {
+    /// The voter's day (`day`, its `day_key`), the voter's campaign total and the campaign's
+    /// "ready" marker, prefixed.
+    fn quota_keys(&self, q: &QuotaRequest<'_>, day: &str) -> (String, String, String) {
         (
-            self.key(&day_key(q)),
+            self.key(day),
             self.key(&total_key(q)),
             self.key(&ready_key(q.campaign_id)),
         )
@@ -477,8 +478,9 @@ impl Counters for RedisCounters {
             Some((last, rest)) if last.field.is_some() => (rest, Some(last)),
             _ => (&b.limits[..], None),
         };
+        let day_key = day_key(q);
         let day_limit_here = in_day
-            .is_none_or(|l| l.field == Some(DAY_LIMIT_FIELD) && l.key == day_key(q))
+            .is_none_or(|l| l.field == Some(DAY_LIMIT_FIELD) && l.key == day_key)
             && own_keys.iter().all(|l| l.field.is_none());
         if !same_candidates || !day_limit_here {
             // Not what the vote path asks for: right, but three round trips, not one.
@@ -506,7 +508,7 @@ impl Counters for RedisCounters {
         };
         // Asked again (rarely: a minute's first ballot) with every pace bucket named.
         for every_bucket in [false, true] {
-            let (day, total, ready) = self.quota_keys(q);
+            let (day, total, ready) = self.quota_keys(q, &day_key);
             let mut inv = Eval::new();
             inv.key(day).key(total).key(ready);
             for limit in own_keys {
@@ -616,7 +618,7 @@ impl Counters for RedisCounters {
     }
 
     async fn take_quota(&self, q: &QuotaRequest<'_>) -> CounterResult<QuotaOutcome> {
-        let (day, total, ready) = self.quota_keys(q);
+        let (day, total, ready) = self.quota_keys(q, &day_key(q));
         let mut inv = Eval::new();
         inv.key(day).key(total).key(ready);
         quota_limits(&mut inv, q);
