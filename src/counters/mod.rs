@@ -104,7 +104,9 @@ pub struct Throttle {
     pub spec: RateSpec,
 }
 
-/// The field of a voter's day (`day_key`) that holds the voter's ballot limit.
+/// The field of a voter's day (`day_key`) that holds the voter's ballot limit. quota_fn.lua
+/// and take_ballot.lua write it as a literal (an argument more on every ballot otherwise);
+/// `a_voters_limit_kept_in_its_day_counts_every_request_once` fails should they differ.
 pub const DAY_LIMIT_FIELD: &str = "~rl";
 
 /// One ballot's work in the counter store (see `Counters::take_ballot`).
